@@ -1,0 +1,7 @@
+"""Shared pytest wiring: every fixture module under tests/support is a plugin."""
+
+pytest_plugins = [
+    "tests.support.servers",
+    "tests.support.proxies",
+    "tests.support.scripted",
+]
