@@ -1,0 +1,1 @@
+"""The SMTP conversation, written once and driven by the sync and asyncio drivers."""

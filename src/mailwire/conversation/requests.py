@@ -1,0 +1,63 @@
+"""The I/O requests a conversation yields, and what the drivers answer with.
+
+A driver performs each request and sends back its result: ``Open`` and ``StartTls`` give
+``TransportDetails``, ``Read`` gives the bytes received (empty at end of stream), the others give
+None. A failure is thrown into the conversation as a mailwire exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Connect to the server; with ``tls`` the TLS handshake happens at once (implicit TLS)."""
+
+    tls: bool
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    """Upgrade the open connection to TLS (after STARTTLS, or to detect implicit TLS)."""
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    data: bytes
+    phase: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    phase: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Drop the connection without a word (QUIT is a Write)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsDetails:
+    version: str
+    cipher: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransportDetails:
+    local_address: tuple[Any, ...]
+    remote_address: tuple[Any, ...]
+    tls: TlsDetails | None
+
+
+Request: TypeAlias = Open | StartTls | Write | Read | Close
+T = TypeVar("T")
+Flow: TypeAlias = Generator[Request, Any, T]

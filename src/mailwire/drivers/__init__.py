@@ -1,0 +1,1 @@
+"""Drivers run conversation flows over a transport: they move bytes and nothing else."""

@@ -1,0 +1,193 @@
+"""Turning what the caller gives into an envelope and a stream of message chunks.
+
+Accepted: ``email.message.Message`` objects, ``bytes``-like objects, paths to files, binary file
+objects, and iterables of ``bytes`` chunks. The header section is read (bounded) to find the
+envelope when none is given and to drop Bcc; the body is never read before it is sent, so a file
+or stream of any size costs one buffer of memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.generator
+import email.policy
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from typing import IO, TypeAlias
+
+from mailwire.errors import MessageError, SmtpUsageError
+from mailwire.protocol.addresses import Mailbox, parse_mailbox
+
+CHUNK_SIZE = 256 * 1024
+MAX_HEADER_SECTION = 1024 * 1024
+
+MessageInput: TypeAlias = "Message | bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | Iterable[bytes]"  # noqa: E501
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BCC_FIELD = re.compile(rb"(?im)^(?:resent-)?bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n)?")
+
+
+@dataclass(slots=True)
+class PreparedMessage:
+    """An envelope and the message content, ready for a transaction."""
+
+    sender: Mailbox
+    recipients: list[Mailbox]
+    chunks: Iterator[bytes]
+    size: int | None
+    eight_bit: bool | None
+    needs_smtputf8: bool
+
+
+def prepare(
+    message: MessageInput,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    *,
+    utf8_headers: bool = False,
+) -> PreparedMessage:
+    """Validate the envelope and set up the chunk stream of ``message``."""
+    if isinstance(message, Message):
+        return _prepare_email(message, sender, recipients, utf8_headers)
+    if isinstance(message, bytes | bytearray | memoryview):
+        view = memoryview(message).cast("B")
+        size: int | None = len(view)
+        stream: Iterator[bytes] = _slices(view)
+    elif isinstance(message, str | os.PathLike):
+        path = os.fspath(message)
+        try:
+            size = os.path.getsize(path)
+            handle = open(path, "rb")  # noqa: SIM115 - closed by _read_file
+        except OSError as exc:
+            raise SmtpUsageError(f"cannot read message file {path!r}: {exc.strerror}") from None
+        stream = _read_file(handle)
+    elif hasattr(message, "read"):
+        size = None
+        stream = _read_file(message)  # type: ignore[arg-type]
+    else:
+        size = None
+        stream = iter(message)
+    return _prepare_raw(stream, size, sender, recipients)
+
+
+def _slices(view: memoryview) -> Iterator[bytes]:
+    for start in range(0, len(view), CHUNK_SIZE):
+        yield bytes(view[start : start + CHUNK_SIZE])
+
+
+def _read_file(handle: IO[bytes]) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _prepare_email(
+    message: Message,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+    utf8_headers: bool,
+) -> PreparedMessage:
+    envelope_sender, envelope_recipients = _envelope(message, sender, recipients)
+    outgoing = copy.copy(message)
+    del outgoing["Bcc"]
+    del outgoing["Resent-Bcc"]
+    needs_utf8 = _needs_smtputf8(envelope_sender, envelope_recipients)
+    policy = (message.policy if isinstance(message.policy, email.policy.EmailPolicy)
+              else email.policy.SMTP)
+    policy = policy.clone(linesep="\r\n", utf8=needs_utf8 or utf8_headers)
+    buffer = io.BytesIO()
+    try:
+        email.generator.BytesGenerator(buffer, policy=policy).flatten(outgoing)
+    except (UnicodeError, ValueError) as exc:
+        raise MessageError(f"message cannot be serialized: {exc}") from None
+    data = buffer.getbuffer()
+    return PreparedMessage(
+        sender=envelope_sender,
+        recipients=envelope_recipients,
+        chunks=_slices(data),
+        size=len(data),
+        eight_bit=not bytes(data).isascii(),
+        needs_smtputf8=needs_utf8,
+    )
+
+
+def _prepare_raw(
+    stream: Iterator[bytes],
+    size: int | None,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+) -> PreparedMessage:
+    header_bytes, rest = _split_header_section(stream)
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_bytes)
+    envelope_sender, envelope_recipients = _envelope(headers, sender, recipients)
+    stripped = _BCC_FIELD.sub(b"", header_bytes)
+    if size is not None:
+        size -= len(header_bytes) - len(stripped)
+
+    def chunks() -> Iterator[bytes]:
+        yield stripped
+        yield from rest
+
+    return PreparedMessage(
+        sender=envelope_sender,
+        recipients=envelope_recipients,
+        chunks=chunks(),
+        size=size,
+        eight_bit=None,
+        needs_smtputf8=_needs_smtputf8(envelope_sender, envelope_recipients)
+        or not stripped.isascii(),
+    )
+
+
+def _split_header_section(stream: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """The header section (with its blank line) and an iterator over everything after it."""
+    head = b""
+    for chunk in stream:
+        head += chunk
+        match = _HEADER_END.search(head)
+        if match is not None:
+            tail = head[match.end() :]
+            return head[: match.end()], _prepend(tail, stream)
+        if len(head) > MAX_HEADER_SECTION:
+            raise MessageError(f"header section longer than {MAX_HEADER_SECTION} bytes")
+    return head, iter(())
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _envelope(
+    headers: Message, sender: str | None, recipients: str | Iterable[str] | None
+) -> tuple[Mailbox, list[Mailbox]]:
+    resent = headers.get_all("Resent-Date") is not None
+    prefix = "Resent-" if resent else ""
+    if sender is None:
+        candidates = headers.get_all(f"{prefix}Sender") or headers.get_all(f"{prefix}From") or []
+        found = [address for _, address in getaddresses([str(c) for c in candidates]) if address]
+        if not found:
+            raise MessageError("no sender given and the message has no Sender or From header")
+        sender = found[0]
+    if recipients is None:
+        fields: list[str] = []
+        for name in ("To", "Cc", "Bcc"):
+            fields += [str(value) for value in headers.get_all(prefix + name) or []]
+        recipients = [address for _, address in getaddresses(fields) if address]
+    elif isinstance(recipients, str):
+        recipients = [recipients]
+    mailboxes = list(dict.fromkeys(parse_mailbox(r) for r in recipients))
+    if not mailboxes:
+        raise MessageError("no recipients given and the message has no To, Cc or Bcc header")
+    return parse_mailbox(sender, allow_null=True), mailboxes
+
+
+def _needs_smtputf8(sender: Mailbox, recipients: list[Mailbox]) -> bool:
+    return sender.needs_smtputf8 or any(r.needs_smtputf8 for r in recipients)

@@ -1,0 +1,44 @@
+"""What operations report back: ``SendResult`` and ``ConnectionInfo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailwire.auth import SmtpKnownAuthenticationType, supported_flags
+from mailwire.protocol.capabilities import Capabilities
+from mailwire.protocol.replies import Reply
+from mailwire.security import SecurityOptions
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One message's outcome: it was accepted (``reply`` is the server's 2xx after the data)
+    for ``accepted``; ``refused`` maps the other recipients to the server's refusal."""
+
+    sender: str
+    accepted: tuple[str, ...]
+    refused: dict[str, Reply]
+    reply: Reply
+
+    @property
+    def all_accepted(self) -> bool:
+        return not self.refused
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """How the current connection was made."""
+
+    security: SecurityOptions
+    greeting: Reply
+    capabilities: Capabilities
+    tls_version: str | None = None
+    cipher: str | None = None
+    auth_mechanism: str | None = None
+    local_address: tuple[Any, ...] = field(default=())
+    remote_address: tuple[Any, ...] = field(default=())
+
+    @property
+    def supported_authentication(self) -> SmtpKnownAuthenticationType:
+        return supported_flags(self.capabilities.auth_mechanisms)
