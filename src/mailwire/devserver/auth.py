@@ -1,0 +1,213 @@
+"""Server side of the SASL mechanisms the development server offers.
+
+How aiosmtpd 1.4 takes mechanisms: when an ``SMTP`` protocol object is built it
+collects every member whose name starts with ``auth_`` from itself and from its
+handler; a member's mechanism name is its ``@auth_mechanism("NAME")`` or else its
+name without ``auth_`` and with ``__`` turned into ``-``.  A handler's member is
+called as ``method(smtp, args)`` where ``args`` is ``["MECH", initial_response?]``,
+and returns an ``AuthResult``: on success the ``SMTP`` object sends ``235`` and stores
+``auth_data`` as ``session.auth_data``; on failure it sends nothing when
+``handled=True`` (the method already answered), else ``message`` or
+``535 5.7.8 Authentication credentials invalid``.  ``smtp.challenge_auth`` sends a
+``334`` line (base64-encoding the challenge) and returns the decoded reply, or
+``MISSING`` after answering ``501`` itself when the client sent ``*`` or bad base64.
+
+PLAIN and LOGIN are aiosmtpd's own ``auth_PLAIN``/``auth_LOGIN``: they hand a
+``LoginPassword`` to the ``authenticator`` callable given to ``SMTP``, which here is
+``SaslMechanisms.authenticate_password``.  CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256 (the
+exchange itself done by ``scramp``) and XOAUTH2 are ``auth_`` methods of
+``SaslMechanisms``, which the server's handler inherits.  A class mixing this in must
+not give any other attribute a name starting with ``auth_``.
+
+Which of them are offered is chosen by excluding the others
+(``auth_exclude_mechanism``); aiosmtpd lists the rest in EHLO sorted by name, so the
+server reorders that line itself (see ``server.py``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from base64 import b64decode
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, auth_mechanism
+from scramp import ScramException, ScramMechanism
+
+ALL_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "XOAUTH2")
+SCRAM_ITERATIONS = 4096
+XOAUTH2_ERROR = {"status": "401", "schemes": "Bearer", "scope": "https://mail.google.com/"}
+
+
+def _drop_login_data_deprecation(record: logging.LogRecord) -> bool:
+    """aiosmtpd's own smtp_AUTH sets its deprecated ``session.login_data`` on every
+    success, logging a warning that Python's last-resort handler prints to stderr."""
+    return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_drop_login_data_deprecation)
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """What a successful AUTH leaves in ``session.auth_data``."""
+
+    mechanism: str
+    user: str
+
+
+def validate_mechanisms(names: Sequence[str]) -> tuple[str, ...]:
+    """Upper-case ``names``, keep their order, and refuse unknown or repeated ones."""
+    mechanisms = tuple(name.upper() for name in names)
+    unknown = [name for name in mechanisms if name not in ALL_MECHANISMS]
+    if unknown:
+        raise ValueError(f"unknown SASL mechanisms {unknown}; known: {ALL_MECHANISMS}")
+    if len(set(mechanisms)) != len(mechanisms):
+        raise ValueError(f"SASL mechanisms repeated in {mechanisms}")
+    return mechanisms
+
+
+def _matches(expected: str | None, given: bytes) -> bool:
+    return expected is not None and hmac.compare_digest(expected.encode(), given)
+
+
+def _failed_without_answer() -> AuthResult:
+    return AuthResult(success=False, handled=False)
+
+
+async def _initial_response(smtp: SMTP, args: list[str]) -> bytes | None:
+    """The client's first SASL message: sent with AUTH, or asked for with an empty 334.
+
+    ``None`` means the exchange is over and the client has been answered.
+    """
+    if len(args) == 1:
+        reply = await smtp.challenge_auth(b"")
+        return reply if isinstance(reply, bytes) else None
+    if args[1] == "=":
+        return b""
+    try:
+        return b64decode(args[1], validate=True)
+    except binascii.Error:
+        await smtp.push("501 5.5.2 Can't decode base64")
+        return None
+
+
+def _parse_xoauth2(response: bytes) -> tuple[str, bytes] | None:
+    fields = dict(part.split(b"=", 1) for part in response.split(b"\x01") if b"=" in part)
+    user, authorization = fields.get(b"user"), fields.get(b"auth", b"")
+    scheme, _, token = authorization.partition(b" ")
+    if user is None or scheme.lower() != b"bearer" or not token:
+        return None
+    try:
+        return user.decode(), token
+    except UnicodeDecodeError:
+        return None
+
+
+class SaslMechanisms:
+    """Checks credentials for every mechanism in ``ALL_MECHANISMS``.
+
+    ``credentials`` maps a user to a password (PLAIN, LOGIN, CRAM-MD5, SCRAM-*);
+    ``tokens`` maps a user to an OAuth2 bearer token (XOAUTH2).
+    """
+
+    def __init__(self, credentials: Mapping[str, str], tokens: Mapping[str, str]) -> None:
+        self._credentials = dict(credentials)
+        self._tokens = dict(tokens)
+        self._scram_keys: dict[tuple[str, str], tuple[bytes, bytes, bytes, int]] = {}
+
+    def authenticate_password(
+        self, smtp: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """aiosmtpd ``authenticator`` for its built-in PLAIN and LOGIN."""
+        if not isinstance(auth_data, LoginPassword):
+            return _failed_without_answer()
+        try:
+            user = auth_data.login.decode()
+        except UnicodeDecodeError:
+            return _failed_without_answer()
+        if not _matches(self._credentials.get(user), auth_data.password):
+            return _failed_without_answer()
+        return AuthResult(success=True, auth_data=AuthenticatedUser(mechanism, user))
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_cram_md5(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            await smtp.push("501 5.5.2 CRAM-MD5 takes no initial response")
+            return AuthResult(success=False, handled=True)
+        challenge = f"<{secrets.randbits(64)}.{int(time.time())}@{smtp.hostname}>".encode()
+        reply = await smtp.challenge_auth(challenge)
+        if not isinstance(reply, bytes):
+            return AuthResult(success=False, handled=True)
+        login, _, digest = reply.rpartition(b" ")
+        user = login.decode(errors="replace")
+        password = self._credentials.get(user)
+        if password is None:
+            return _failed_without_answer()
+        expected = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
+        if not _matches(expected, digest.lower()):
+            return _failed_without_answer()
+        return AuthResult(success=True, auth_data=AuthenticatedUser("CRAM-MD5", user))
+
+    @auth_mechanism("SCRAM-SHA-1")
+    async def auth_scram_sha_1(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        return await self._scram("SCRAM-SHA-1", smtp, args)
+
+    @auth_mechanism("SCRAM-SHA-256")
+    async def auth_scram_sha_256(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        return await self._scram("SCRAM-SHA-256", smtp, args)
+
+    @auth_mechanism("XOAUTH2")
+    async def auth_xoauth2(self, smtp: SMTP, args: list[str]) -> AuthResult:
+        """Google's XOAUTH2: a failure is a 334 JSON error, an empty reply, then 535."""
+        response = await _initial_response(smtp, args)
+        if response is None:
+            return AuthResult(success=False, handled=True)
+        parsed = _parse_xoauth2(response)
+        if parsed is not None and _matches(self._tokens.get(parsed[0]), parsed[1]):
+            return AuthResult(success=True, auth_data=AuthenticatedUser("XOAUTH2", parsed[0]))
+        reply = await smtp.challenge_auth(json.dumps(XOAUTH2_ERROR))
+        if not isinstance(reply, bytes):
+            return AuthResult(success=False, handled=True)
+        return _failed_without_answer()
+
+    async def _scram(self, mechanism_name: str, smtp: SMTP, args: list[str]) -> AuthResult:
+        """RFC 5802 over RFC 4954: the server-final message goes in a 334, answered empty."""
+        client_first = await _initial_response(smtp, args)
+        if client_first is None:
+            return AuthResult(success=False, handled=True)
+        mechanism = ScramMechanism(mechanism_name)
+        users: list[str] = []
+
+        def stored_keys(user: str) -> tuple[bytes, bytes, bytes, int] | None:
+            users.append(user)
+            password = self._credentials.get(user)
+            if password is None:
+                return None
+            key = (mechanism_name, user)
+            if key not in self._scram_keys:
+                self._scram_keys[key] = mechanism.make_auth_info(
+                    password, iteration_count=SCRAM_ITERATIONS
+                )
+            return self._scram_keys[key]
+
+        scram = mechanism.make_server(stored_keys)
+        try:
+            scram.set_client_first(client_first.decode())
+            client_final = await smtp.challenge_auth(scram.get_server_first())
+            if not isinstance(client_final, bytes):
+                return AuthResult(success=False, handled=True)
+            scram.set_client_final(client_final.decode())
+            server_final = scram.get_server_final()
+        except (ScramException, UnicodeDecodeError):
+            return _failed_without_answer()
+        if not isinstance(await smtp.challenge_auth(server_final), bytes):
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=True, auth_data=AuthenticatedUser(mechanism_name, users[0]))
