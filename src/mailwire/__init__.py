@@ -10,6 +10,7 @@ from mailwire.errors import (
     DeliveryUnknownError,
     GreetingRefusedError,
     MessageError,
+    ProxyAuthenticationError,
     ProxyError,
     RecipientsRefusedError,
     SenderRefusedError,
@@ -22,21 +23,29 @@ from mailwire.errors import (
     SmtpUsageError,
     TlsNotSpokenError,
 )
+from mailwire.options import BindEndpoint
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import ConnectionInfo, SendResult
 from mailwire.security import SecurityOptions
+from mailwire.transport.proxy import HttpProxy, SocksProxy, SocksVersion
+from mailwire.transport.tls import CertificateValidationCallback, EncryptionProtocols
 
 __all__ = [
     "AuthenticationError",
+    "BindEndpoint",
     "Capabilities",
+    "CertificateValidationCallback",
     "ConfigError",
     "ConnectionInfo",
     "ConnectionLostError",
     "DataRefusedError",
     "DeliveryUnknownError",
+    "EncryptionProtocols",
     "GreetingRefusedError",
+    "HttpProxy",
     "MessageError",
+    "ProxyAuthenticationError",
     "ProxyError",
     "RecipientsRefusedError",
     "Reply",
@@ -52,5 +61,7 @@ __all__ = [
     "SmtpSecurityError",
     "SmtpTimeoutError",
     "SmtpUsageError",
+    "SocksProxy",
+    "SocksVersion",
     "TlsNotSpokenError",
 ]

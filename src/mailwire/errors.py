@@ -9,7 +9,9 @@
     │   ├── ConnectionLostError        the server closed the connection
     │   ├── DeliveryUnknownError       lost after the end of data: the message may or may not
     │   │                              have been accepted
-    │   └── ProxyError                 the proxy could not be used or could not reach the server
+    │   └── ProxyError                 the proxy could not be used or could not reach the server;
+    │       │                          ``proxy_code`` is the proxy's reply code where it gave one
+    │       └── ProxyAuthenticationError  the proxy refused the credentials
     ├── SmtpTimeoutError (TimeoutError)  a phase did not finish in time; ``phase`` names it
     ├── SmtpSecurityError              TLS could not be set up as required, a certificate failed,
     │   │                              plaintext was injected, credentials would go unencrypted
@@ -83,6 +85,14 @@ class DeliveryUnknownError(SmtpConnectionError):
 
 class ProxyError(SmtpConnectionError):
     """The proxy was unreachable, refused us, or could not reach the server."""
+
+    def __init__(self, message: str, *, proxy_code: int | None = None) -> None:
+        super().__init__(message)
+        self.proxy_code = proxy_code
+
+
+class ProxyAuthenticationError(ProxyError):
+    """The proxy refused the credentials, or required some and none were given."""
 
 
 class SmtpTimeoutError(SmtpError, TimeoutError):

@@ -1,21 +1,26 @@
 """The I/O requests a conversation yields, and what the drivers answer with.
 
 A driver performs each request and sends back its result: ``Open`` and ``StartTls`` give
-``TransportDetails``, ``Read`` gives the bytes received (empty at end of stream), the others give
-None. A failure is thrown into the conversation as a mailwire exception.
+``TransportDetails``, ``Read`` gives the bytes received (empty at end of stream),
+``CheckIdle`` gives a bool, the others give None. A failure is thrown into the conversation
+as a mailwire exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    from mailwire.transport.endpoint import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Open:
     """Connect to the server; with ``tls`` the TLS handshake happens at once (implicit TLS)."""
 
+    endpoint: Endpoint
     tls: bool
     timeout: float
 
@@ -46,6 +51,11 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckIdle:
+    """Is the idle connection still open, with nothing received? Answered with a bool."""
+
+
+@dataclass(frozen=True, slots=True)
 class TlsDetails:
     version: str
     cipher: str
@@ -58,6 +68,6 @@ class TransportDetails:
     tls: TlsDetails | None
 
 
-Request: TypeAlias = Open | StartTls | Write | Read | Close
+Request: TypeAlias = Open | StartTls | Write | Read | Close | CheckIdle
 T = TypeVar("T")
 Flow: TypeAlias = Generator[Request, Any, T]

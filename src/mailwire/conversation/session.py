@@ -59,6 +59,7 @@ from mailwire.protocol.framing import DataFramer
 from mailwire.protocol.replies import Reply, ReplyParser
 from mailwire.results import ConnectionInfo, SendResult
 from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
+from mailwire.transport.endpoint import Endpoint
 
 trace = logging.getLogger("mailwire.protocol")
 
@@ -70,8 +71,8 @@ SERVICE_CLOSING = 421
 class SessionSettings:
     """What a session needs to know, fixed when the connection is made."""
 
+    endpoint: Endpoint
     security: SecurityOptions
-    port: int
     timeout: float
     greeting_timeout: float
     local_hostname: str | None
@@ -129,7 +130,7 @@ class Session:
         for ``greeting_timeout``: a server that stays silent is waiting for a ClientHello, and
         the handshake starts on the same connection.
         """
-        if self.settings.port == IMPLICIT_TLS_PORT:
+        if self.settings.endpoint.port == IMPLICIT_TLS_PORT:
             try:
                 greeting = yield from self._connect(tls=True)
             except TlsNotSpokenError:
@@ -139,7 +140,8 @@ class Session:
             else:
                 yield from self._hello()
                 return self._finish_open(greeting, SecurityOptions.SSL_IMPLICIT)
-        yield Open(tls=False, timeout=self.settings.timeout)
+        self._transport = yield Open(self.settings.endpoint, tls=False,
+                                     timeout=self.settings.timeout)
         self.alive = True
         try:
             greeting = yield from self._read_reply("greeting", self.settings.greeting_timeout)
@@ -163,7 +165,7 @@ class Session:
         return self._finish_open(greeting, SecurityOptions.NONE)
 
     def _connect(self, *, tls: bool) -> Flow[Reply]:
-        self._transport = yield Open(tls=tls, timeout=self.settings.timeout)
+        self._transport = yield Open(self.settings.endpoint, tls=tls, timeout=self.settings.timeout)
         self.alive = True
         return (yield from self._read_greeting(self.settings.greeting_timeout))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from mailwire.conversation.requests import Flow, Open, Read, Request, StartTls, Write
+from mailwire.conversation.requests import CheckIdle, Flow, Open, Read, Request, StartTls, Write
 from mailwire.errors import SmtpError
 from mailwire.transport.sync_connection import SyncConnection
 
@@ -34,7 +34,9 @@ def perform(request: Request, connection: SyncConnection) -> Any:
     if isinstance(request, Read):
         return connection.receive(request.phase, request.timeout)
     if isinstance(request, Open):
-        return connection.open(tls=request.tls, timeout=request.timeout)
+        return connection.open(request.endpoint, tls=request.tls, timeout=request.timeout)
     if isinstance(request, StartTls):
         return connection.start_tls(timeout=request.timeout)
+    if isinstance(request, CheckIdle):
+        return connection.is_quiet()
     return connection.close()
