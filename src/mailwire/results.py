@@ -38,6 +38,8 @@ class ConnectionInfo:
     auth_mechanism: str | None = None
     local_address: tuple[Any, ...] = field(default=())
     remote_address: tuple[Any, ...] = field(default=())
+    peer_certificate: bytes | None = field(default=None, repr=False)
+    """The server's certificate (DER) on a TLS connection."""
 
     @property
     def supported_authentication(self) -> SmtpKnownAuthenticationType:

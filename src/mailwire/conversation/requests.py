@@ -59,6 +59,7 @@ class CheckIdle:
 class TlsDetails:
     version: str
     cipher: str
+    peer_certificate: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,6 +223,7 @@ class Session:
             cipher=tls.cipher if tls else None,
             local_address=transport.local_address if transport else (),
             remote_address=transport.remote_address if transport else (),
+            peer_certificate=tls.peer_certificate if tls else None,
         )
         return self.info
 

@@ -49,7 +49,9 @@ class SyncConnection:
         except Exception as error:
             self.close()
             raise translate(error, "TLS handshake", self._where(), timeout) from error
-        return self._details(TlsDetails(wrapped.version() or "", (wrapped.cipher() or ("",))[0]))
+        certificate = wrapped.getpeercert(binary_form=True)
+        return self._details(TlsDetails(wrapped.version() or "", (wrapped.cipher() or ("",))[0],
+                                        certificate))
 
     def send(self, data: bytes, phase: str, timeout: float) -> None:
         sock = self._require_socket()
