@@ -1,5 +1,6 @@
 """mailwire: an SMTP client for every security mode, proxies and authentication mechanism."""
 
+from mailwire.async_client import AsyncSmtpClient
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.client import SmtpClient
 from mailwire.errors import (
@@ -32,6 +33,7 @@ from mailwire.transport.proxy import HttpProxy, SocksProxy, SocksVersion
 from mailwire.transport.tls import CertificateValidationCallback, EncryptionProtocols
 
 __all__ = [
+    "AsyncSmtpClient",
     "AuthenticationError",
     "BindEndpoint",
     "Capabilities",

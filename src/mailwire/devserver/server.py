@@ -36,6 +36,7 @@ import asyncio
 import enum
 import itertools
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -304,23 +305,13 @@ class DevServer:
             raise RuntimeError("the server is already running")
         if self._maildir is not None:
             self._maildir.mkdir(parents=True, exist_ok=True)
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        listener = socket.create_server((self._host, self._requested_port), family=family)
+        self._bound_port = listener.getsockname()[1]
         loop = asyncio.new_event_loop()
-        try:
-            server = loop.run_until_complete(
-                loop.create_server(
-                    self._new_protocol,
-                    host=self._host,
-                    port=self._requested_port,
-                    ssl=self._ssl_context if self._tls is TlsMode.IMPLICIT else None,
-                )
-            )
-        except BaseException:
-            loop.close()
-            raise
-        self._bound_port = server.sockets[0].getsockname()[1]
         self._loop = loop
         self._thread = threading.Thread(
-            target=self._serve, args=(loop, server), name=f"devserver:{self._bound_port}"
+            target=self._serve, args=(loop, listener), name=f"devserver:{self._bound_port}"
         )
         self._thread.daemon = True
         self._thread.start()
@@ -365,10 +356,14 @@ class DevServer:
             enable_SMTPUTF8=self._smtputf8,
         )
 
-    @staticmethod
-    def _serve(loop: asyncio.AbstractEventLoop, server: asyncio.Server) -> None:
+    def _serve(self, loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+        """The server thread: serve on ``listener`` until ``stop``."""
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(_log_client_failures_quietly)
+        ssl_context = self._ssl_context if self._tls is TlsMode.IMPLICIT else None
+        server = loop.run_until_complete(
+            loop.create_server(self._new_protocol, sock=listener, ssl=ssl_context)
+        )
         try:
             loop.run_forever()
         finally:

@@ -1,0 +1,110 @@
+"""``AsyncSmtpClient``: the asyncio client, running the same ``ClientCore`` flows as
+``SmtpClient`` on the running event loop (no thread, no nested loop).
+
+Properties that may need to connect (``capabilities``, ``supported_authentication``) return
+awaitables: ``await client.capabilities``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from functools import cached_property
+from typing import TypeVar
+
+from mailwire.auth import SmtpKnownAuthenticationType
+from mailwire.client import simple_message
+from mailwire.conversation.requests import Flow
+from mailwire.drivers import async_driver
+from mailwire.message import MessageInput
+from mailwire.options import ClientOptions
+from mailwire.protocol.capabilities import Capabilities
+from mailwire.protocol.replies import Reply
+from mailwire.results import ConnectionInfo, SendResult
+from mailwire.transport.async_connection import AsyncConnection
+
+T = TypeVar("T")
+
+
+class AsyncSmtpClient(ClientOptions):
+    """An asyncio SMTP client. Use ``async with`` to QUIT cleanly at the end."""
+
+    @cached_property
+    def _connection(self) -> AsyncConnection:
+        return AsyncConnection()
+
+    async def connect(self) -> ConnectionInfo:
+        """Connect (again, if connected) and authenticate when credentials are set."""
+        return await self._drive(self._core.connect())
+
+    @property
+    def is_connected(self) -> bool:
+        return self._core.connected
+
+    @property
+    def connection_info(self) -> ConnectionInfo | None:
+        """How the current connection was made, or None when not connected."""
+        session = self._core.session
+        return session.info if session is not None and session.alive else None
+
+    @property
+    def capabilities(self) -> Awaitable[Capabilities]:
+        """The server's EHLO extensions (connects if needed): ``await client.capabilities``."""
+        return self._info_part(lambda info: info.capabilities)
+
+    @property
+    def supported_authentication(self) -> Awaitable[SmtpKnownAuthenticationType]:
+        """The offered mechanisms mailwire implements: ``await client.supported_authentication``."""
+        return self._info_part(lambda info: info.supported_authentication)
+
+    async def validate_credentials(self) -> bool:
+        return await self._drive(self._core.validate_credentials())
+
+    async def noop(self) -> Reply:
+        return await self._drive(self._core.noop())
+
+    async def send(
+        self,
+        message: MessageInput,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+    ) -> SendResult:
+        """Send one message; see ``SmtpClient.send``."""
+        return await self._drive(self._core.send(message, sender, recipients))
+
+    async def send_mail(
+        self,
+        sender: str,
+        recipients: str | Iterable[str],
+        subject: str,
+        body: str,
+        *,
+        html: str | None = None,
+    ) -> SendResult:
+        return await self.send(simple_message(sender, recipients, subject, body, html))
+
+    async def quit(self) -> None:
+        await self._drive(self._core.quit())
+
+    async def close(self) -> None:
+        await self._drive(self._core.drop())
+
+    async def __aenter__(self) -> AsyncSmtpClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.quit()
+
+    def __repr__(self) -> str:
+        return self._describe("AsyncSmtpClient", self.is_connected)
+
+    async def _info_part(self, part: Callable[[ConnectionInfo], T]) -> T:
+        return part(await self._drive(self._core.info()))
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        try:
+            return await async_driver.run(flow, self._connection)
+        except BaseException:
+            if not self._core.connected:
+                self._connection.close()
+            raise

@@ -1,0 +1,42 @@
+"""The asyncio driver: performs each request a flow yields on an ``AsyncConnection``."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from mailwire.conversation.requests import CheckIdle, Flow, Open, Read, Request, StartTls, Write
+from mailwire.errors import SmtpError
+from mailwire.transport.async_connection import AsyncConnection
+
+T = TypeVar("T")
+
+
+async def run(flow: Flow[T], connection: AsyncConnection) -> T:
+    """Drive ``flow`` to its end; I/O failures are thrown into it as mailwire errors."""
+    result: Any = None
+    error: SmtpError | None = None
+    while True:
+        try:
+            request = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            result = await perform(request, connection)
+        except SmtpError as failure:
+            result = None
+            error = failure
+
+
+async def perform(request: Request, connection: AsyncConnection) -> Any:
+    if isinstance(request, Write):
+        return await connection.send(request.data, request.phase, request.timeout)
+    if isinstance(request, Read):
+        return await connection.receive(request.phase, request.timeout)
+    if isinstance(request, Open):
+        return await connection.open(request.endpoint, tls=request.tls, timeout=request.timeout)
+    if isinstance(request, StartTls):
+        return await connection.start_tls(timeout=request.timeout)
+    if isinstance(request, CheckIdle):
+        return connection.is_quiet()
+    return connection.close()
