@@ -14,10 +14,9 @@ import email.policy
 import io
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from typing import IO, TypeAlias
 
@@ -30,6 +29,12 @@ MAX_HEADER_SECTION = 1024 * 1024
 MessageInput: TypeAlias = "Message | bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | Iterable[bytes]"  # noqa: E501
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FOLDING = re.compile(r"\r?\n(?=[ \t])")
+_ENVELOPE_FIELDS = frozenset({"from", "sender", "to", "cc", "bcc", "resent-date", "resent-from",
+                              "resent-sender", "resent-to", "resent-cc", "resent-bcc"})
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:[^",<>()\\;:@\[\]]*<([^<>\s",()\[\]]+)>|([^<>\s",()\[\]:;]+))\s*(?:,|\Z)'
+)
 _BCC_FIELD = re.compile(rb"(?im)^(?:resent-)?bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n)?")
 
 
@@ -63,13 +68,13 @@ def prepare(
         path = os.fspath(message)
         try:
             size = os.path.getsize(path)
-            handle = open(path, "rb")  # noqa: SIM115 - closed by _read_file
+            handle = open(path, "rb")  # noqa: SIM115 - _read_file closes it
         except OSError as exc:
             raise SmtpUsageError(f"cannot read message file {path!r}: {exc.strerror}") from None
         stream = _read_file(handle)
     elif hasattr(message, "read"):
         size = None
-        stream = _read_file(message)  # type: ignore[arg-type]
+        stream = _read_file(message, close=False)  # type: ignore[arg-type]
     else:
         size = None
         stream = iter(message)
@@ -81,10 +86,13 @@ def _slices(view: memoryview) -> Iterator[bytes]:
         yield bytes(view[start : start + CHUNK_SIZE])
 
 
-def _read_file(handle: IO[bytes]) -> Iterator[bytes]:
-    with handle:
+def _read_file(handle: IO[bytes], *, close: bool = True) -> Iterator[bytes]:
+    try:
         while chunk := handle.read(CHUNK_SIZE):
             yield chunk
+    finally:
+        if close:
+            handle.close()
 
 
 def _prepare_email(
@@ -93,7 +101,9 @@ def _prepare_email(
     recipients: str | Iterable[str] | None,
     utf8_headers: bool,
 ) -> PreparedMessage:
-    envelope_sender, envelope_recipients = _envelope(message, sender, recipients)
+    envelope_sender, envelope_recipients = _envelope(
+        lambda name: [str(value) for value in message.get_all(name) or []], sender, recipients
+    )
     outgoing = copy.copy(message)
     del outgoing["Bcc"]
     del outgoing["Resent-Bcc"]
@@ -124,11 +134,13 @@ def _prepare_raw(
     recipients: str | Iterable[str] | None,
 ) -> PreparedMessage:
     header_bytes, rest = _split_header_section(stream)
-    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(header_bytes)
-    envelope_sender, envelope_recipients = _envelope(headers, sender, recipients)
-    stripped = _BCC_FIELD.sub(b"", header_bytes)
-    if size is not None:
-        size -= len(header_bytes) - len(stripped)
+    fields = _envelope_fields(header_bytes)
+    envelope_sender, envelope_recipients = _envelope(fields.get, sender, recipients)
+    stripped = header_bytes
+    if "bcc" in fields or "resent-bcc" in fields:
+        stripped = _BCC_FIELD.sub(b"", header_bytes)
+        if size is not None:
+            size -= len(header_bytes) - len(stripped)
 
     def chunks() -> Iterator[bytes]:
         yield stripped
@@ -145,17 +157,30 @@ def _prepare_raw(
     )
 
 
+def _envelope_fields(header_section: bytes) -> dict[str, list[str]]:
+    """The values of the header fields that decide the envelope, by lower-case name."""
+    text = _FOLDING.sub(" ", header_section.decode("utf-8", "surrogateescape"))
+    fields: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            key = name.strip().lower()
+            if key in _ENVELOPE_FIELDS:
+                fields.setdefault(key, []).append(value.strip())
+    return fields
+
+
 def _split_header_section(stream: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
     """The header section (with its blank line) and an iterator over everything after it."""
     head = b""
     for chunk in stream:
         head += chunk
-        match = _HEADER_END.search(head)
-        if match is not None:
-            tail = head[match.end() :]
-            return head[: match.end()], _prepend(tail, stream)
-        if len(head) > MAX_HEADER_SECTION:
+        match = _HEADER_END.search(head, max(0, len(head) - len(chunk) - 3))
+        end = match.end() if match is not None else len(head)
+        if end > MAX_HEADER_SECTION:
             raise MessageError(f"header section longer than {MAX_HEADER_SECTION} bytes")
+        if match is not None:
+            return head[:end], _prepend(head[end:], stream)
     return head, iter(())
 
 
@@ -166,27 +191,64 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _envelope(
-    headers: Message, sender: str | None, recipients: str | Iterable[str] | None
+    get_all: Callable[[str], list[str] | None],
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
 ) -> tuple[Mailbox, list[Mailbox]]:
-    resent = headers.get_all("Resent-Date") is not None
-    prefix = "Resent-" if resent else ""
+    """The envelope: as given, else from the (Resent-) Sender/From and To/Cc/Bcc fields."""
+    resent = bool(get_all("resent-date"))
+    prefix = "resent-" if resent else ""
+
+    def values_of(name: str) -> list[str]:
+        values = get_all(prefix + name) or []
+        return values[:1] if resent else values
+
     if sender is None:
-        candidates = headers.get_all(f"{prefix}Sender") or headers.get_all(f"{prefix}From") or []
-        found = [address for _, address in getaddresses([str(c) for c in candidates]) if address]
+        found = _addresses(values_of("sender") or values_of("from"))
         if not found:
             raise MessageError("no sender given and the message has no Sender or From header")
         sender = found[0]
     if recipients is None:
-        fields: list[str] = []
-        for name in ("To", "Cc", "Bcc"):
-            fields += [str(value) for value in headers.get_all(prefix + name) or []]
-        recipients = [address for _, address in getaddresses(fields) if address]
+        values: list[str] = []
+        for name in ("to", "cc", "bcc"):
+            values += values_of(name)
+        recipients = _addresses(values)
     elif isinstance(recipients, str):
         recipients = [recipients]
     mailboxes = list(dict.fromkeys(parse_mailbox(r) for r in recipients))
     if not mailboxes:
         raise MessageError("no recipients given and the message has no To, Cc or Bcc header")
     return parse_mailbox(sender, allow_null=True), mailboxes
+
+
+def _addresses(values: list[str]) -> list[str]:
+    """The addresses in address-list field values; plain lists are read without the email
+    package's parser, anything with quotes, comments or groups goes through it."""
+    found: list[str] = []
+    for value in values:
+        simple = _simple_addresses(value)
+        if simple is None:
+            simple = [address for _name, address in getaddresses([value]) if address]
+            for address in simple:
+                if address not in value:
+                    raise SmtpUsageError(f"malformed address in the header field value {value!r}")
+        found += simple
+    return found
+
+
+def _simple_addresses(value: str) -> list[str] | None:
+    addresses: list[str] = []
+    position, end = 0, len(value)
+    while position < end:
+        match = _SIMPLE_ADDRESS.match(value, position)
+        if match is None:
+            return None
+        address = match.group(1) or match.group(2)
+        if "@" not in address:
+            return None
+        addresses.append(address)
+        position = match.end()
+    return addresses
 
 
 def _needs_smtputf8(sender: Mailbox, recipients: list[Mailbox]) -> bool:

@@ -6,6 +6,8 @@ Both the envelope given by the caller and the addresses taken from message heade
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ _LABEL = re.compile(rf"[A-Za-z0-9{_UTF8_NON_ASCII}](?:[A-Za-z0-9\-{_UTF8_NON_ASC
                     rf"[A-Za-z0-9{_UTF8_NON_ASCII}])?")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_IPV6_BODY = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GENERAL_LITERAL = re.compile(r"[A-Za-z0-9\-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+")
 
 
@@ -40,9 +42,16 @@ class Mailbox:
         return self.text
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_mailbox(text: str, *, allow_null: bool = False) -> Mailbox:
     """Validate ``text`` as ``local-part@domain`` (angle brackets optional) or raise."""
-    candidate = text.strip()
+    if _CONTROL.search(text):
+        raise SmtpUsageError(f"address {text!r} contains a control character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SmtpUsageError(f"address {text!r} is not valid Unicode") from None
+    candidate = text.strip(" ")
     if candidate.startswith("<") and candidate.endswith(">"):
         candidate = candidate[1:-1]
     if candidate == "" and allow_null:
@@ -69,8 +78,12 @@ def is_valid_domain(domain: str) -> bool:
         if _IPV4.fullmatch(literal):
             return True
         if literal[:5].upper() == "IPV6:":
-            return _IPV6_BODY.fullmatch(literal[5:]) is not None
+            try:
+                ipaddress.IPv6Address(literal[5:])
+            except ValueError:
+                return False
+            return True
         return _GENERAL_LITERAL.fullmatch(literal) is not None
-    if not domain or len(domain.encode()) > MAX_DOMAIN:
+    if not domain or len(domain.encode("utf-8", "surrogatepass")) > MAX_DOMAIN:
         return False
     return all(_LABEL.fullmatch(label) and len(label) <= 63 for label in domain.split("."))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from mailwire.protocol.replies import Reply
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+_SIZE_VALUE = re.compile(r"[0-9]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class Capabilities:
         if "SIZE" not in self.extensions:
             return None
         value = self.extensions["SIZE"].split(" ", 1)[0]
-        return int(value) if value.isdigit() else 0
+        return int(value) if _SIZE_VALUE.fullmatch(value) else 0
 
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from mailwire.protocol.addresses import Mailbox, is_valid_domain
 
 _FORBIDDEN = re.compile(rb"[\x00-\x1f\x7f]")
 _PARAMETER = re.compile(rb"[A-Za-z0-9][A-Za-z0-9\-]*(?:=[\x21-\x3c\x3e-\x7e\x80-\xff]+)?")
+_MECHANISM = re.compile(rb"[A-Z0-9\-_]{1,20}")
 _XTEXT_SAFE = frozenset(range(0x21, 0x7F)) - {ord("+"), ord("=")}
 
 CRLF = b"\r\n"
@@ -30,7 +31,10 @@ AUTH_CANCEL = b"*\r\n"
 
 def checked(argument: str | bytes, what: str) -> bytes:
     """The argument as UTF-8 bytes, or an error when it holds a control character."""
-    encoded = argument.encode("utf-8") if isinstance(argument, str) else bytes(argument)
+    try:
+        encoded = argument.encode("utf-8") if isinstance(argument, str) else bytes(argument)
+    except UnicodeEncodeError:
+        raise SmtpUsageError(f"{what} is not valid Unicode") from None
     bad = _FORBIDDEN.search(encoded)
     if bad is not None:
         raise SmtpUsageError(f"{what} contains the control character {bad.group()!r}")
@@ -87,6 +91,8 @@ def bdat(size: int, *, last: bool) -> bytes:
 def auth(mechanism: str, initial_response: bytes | None) -> bytes:
     """``AUTH MECHANISM [initial-response]``; an empty initial response is sent as ``=``."""
     name = checked(mechanism, "mechanism name")
+    if not _MECHANISM.fullmatch(name):
+        raise SmtpUsageError(f"malformed mechanism name {mechanism!r}")
     if initial_response is None:
         return b"AUTH " + name + CRLF
     return b"AUTH " + name + b" " + (_base64(initial_response) or b"=") + CRLF

@@ -16,7 +16,7 @@ from mailwire.errors import SmtpProtocolError
 DEFAULT_MAX_LINE_LENGTH = 8192
 DEFAULT_MAX_LINES = 256
 
-_ENHANCED_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+_ENHANCED_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,14 @@ class Reply:
 class ReplyParser:
     """Turns a byte stream from the server into ``Reply`` objects."""
 
-    __slots__ = ("_buffer", "_code", "_lines", "max_line_length", "max_lines")
+    __slots__ = ("_buffer", "_code", "_lines", "_pending_bytes", "max_line_length", "max_lines")
 
     def __init__(
         self, *, max_line_length: int = DEFAULT_MAX_LINE_LENGTH, max_lines: int = DEFAULT_MAX_LINES
     ) -> None:
         self._buffer = bytearray()
         self._lines: list[str] = []
+        self._pending_bytes = 0
         self._code = 0
         self.max_line_length = max_line_length
         self.max_lines = max_lines
@@ -68,7 +69,7 @@ class ReplyParser:
     @property
     def buffered(self) -> int:
         """How many received bytes are not part of a reply handed out yet."""
-        return len(self._buffer) + sum(len(line) for line in self._lines)
+        return len(self._buffer) + self._pending_bytes
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -76,6 +77,7 @@ class ReplyParser:
     def clear(self) -> None:
         self._buffer.clear()
         self._lines.clear()
+        self._pending_bytes = 0
 
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None until more bytes are fed."""
@@ -94,6 +96,7 @@ class ReplyParser:
                     raise SmtpProtocolError(f"reply line longer than {self.max_line_length} bytes")
                 line = bytes(buffer[start:end])
                 start = end + 1
+                self._pending_bytes += len(line) + 1
                 reply = self._take_line(line[:-1] if line.endswith(b"\r") else line)
                 if reply is not None:
                     return reply
@@ -116,4 +119,5 @@ class ReplyParser:
             return None
         lines = tuple(self._lines)
         self._lines.clear()
+        self._pending_bytes = 0
         return Reply(code, lines)
