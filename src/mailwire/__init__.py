@@ -3,6 +3,7 @@
 from mailwire.async_client import AsyncSmtpClient
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.client import SmtpClient
+from mailwire.conversation.bulk import BulkResult, Outgoing
 from mailwire.errors import (
     AuthenticationError,
     ConfigError,
@@ -36,6 +37,7 @@ __all__ = [
     "AsyncSmtpClient",
     "AuthenticationError",
     "BindEndpoint",
+    "BulkResult",
     "Capabilities",
     "CertificateValidationCallback",
     "ConfigError",
@@ -47,6 +49,7 @@ __all__ = [
     "GreetingRefusedError",
     "HttpProxy",
     "MessageError",
+    "Outgoing",
     "ProxyAuthenticationError",
     "ProxyError",
     "RecipientsRefusedError",

@@ -7,12 +7,15 @@ awaitables: ``await client.capabilities``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import cached_property
 from typing import TypeVar
 
+from mailwire import bulk_async
 from mailwire.auth import SmtpKnownAuthenticationType
+from mailwire.bulk_sync import Progress
 from mailwire.client import simple_message
+from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
 from mailwire.conversation.requests import Flow
 from mailwire.drivers import async_driver
 from mailwire.message import MessageInput
@@ -82,6 +85,25 @@ class AsyncSmtpClient(ClientOptions):
         html: str | None = None,
     ) -> SendResult:
         return await self.send(simple_message(sender, recipients, subject, body, html))
+
+    def send_many(
+        self,
+        messages: Iterable[MessageInput | Outgoing],
+        *,
+        connections: int = 1,
+        max_attempts: int = 4,
+        retry_delay: float = 0.5,
+        messages_per_connection: int | None = None,
+        rate_limit: float | None = None,
+        progress: Progress | None = None,
+    ) -> AsyncIterator[BulkResult]:
+        """Send many messages; ``async for result in client.send_many(...)``. See
+        ``SmtpClient.send_many``; several connections run as tasks on this loop."""
+        options = BulkOptions(connections, max_attempts, retry_delay,
+                              messages_per_connection=messages_per_connection,
+                              rate_limit=rate_limit)
+        return bulk_async.send_many(self._core, self._connection, self.session_settings,
+                                    messages, options, progress)
 
     async def quit(self) -> None:
         await self._drive(self._core.quit())

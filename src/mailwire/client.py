@@ -5,12 +5,15 @@ Operations connect on demand and reuse the connection; see ``ClientOptions`` for
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 from functools import cached_property
 from typing import TypeVar
 
+from mailwire import bulk_sync
 from mailwire.auth import SmtpKnownAuthenticationType
+from mailwire.bulk_sync import Progress
+from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
 from mailwire.conversation.requests import Flow
 from mailwire.drivers import sync_driver
 from mailwire.message import MessageInput
@@ -97,6 +100,32 @@ class SmtpClient(ClientOptions):
     ) -> SendResult:
         """Build a simple message (text, optionally with an HTML alternative) and send it."""
         return self.send(simple_message(sender, recipients, subject, body, html))
+
+    def send_many(
+        self,
+        messages: Iterable[MessageInput | Outgoing],
+        *,
+        connections: int = 1,
+        max_attempts: int = 4,
+        retry_delay: float = 0.5,
+        messages_per_connection: int | None = None,
+        rate_limit: float | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[BulkResult]:
+        """Send many messages, pipelined where the server allows; results as they complete.
+
+        ``messages`` may be any iterable (a generator is read as it goes) of messages or
+        ``Outgoing`` (a message with its envelope). With one connection results come in input
+        order, on this client's connection; with several, in completion order on new
+        connections (``BulkResult.index`` is the input position). Transient failures are retried
+        ``max_attempts`` times in all, waiting ``retry_delay`` seconds, doubled each time;
+        ``rate_limit`` caps messages per second over all connections.
+        """
+        options = BulkOptions(connections, max_attempts, retry_delay,
+                              messages_per_connection=messages_per_connection,
+                              rate_limit=rate_limit)
+        return bulk_sync.send_many(self._core, self._connection, self.session_settings,
+                                   messages, options, progress)
 
     def quit(self) -> None:
         """Say QUIT and close the connection; harmless when not connected."""

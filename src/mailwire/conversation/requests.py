@@ -51,6 +51,13 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before going on (retry back-off, rate limits)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class CheckIdle:
     """Is the idle connection still open, with nothing received? Answered with a bool."""
 
@@ -69,6 +76,6 @@ class TransportDetails:
     tls: TlsDetails | None
 
 
-Request: TypeAlias = Open | StartTls | Write | Read | Close | CheckIdle
+Request: TypeAlias = Open | StartTls | Write | Read | Close | CheckIdle | Sleep
 T = TypeVar("T")
 Flow: TypeAlias = Generator[Request, Any, T]

@@ -292,50 +292,77 @@ class Session:
 
     def _transaction(self, message: PreparedMessage) -> Flow[SendResult]:
         timeout = self.settings.timeout
-        parameters, check_eight_bit = self._mail_parameters(message)
-        mail = commands.mail(message.sender, parameters)
-        rcpts = [commands.rcpt(recipient) for recipient in message.recipients]
-        addresses = [recipient.text for recipient in message.recipients]
+        envelope = self.envelope(message)
         if self._tracing:
-            for line in (mail, *rcpts, commands.DATA):
-                self._trace_out(line)
+            self.trace_envelope(envelope)
         if self.capabilities.pipelining:
-            yield Write(b"".join((mail, *rcpts, commands.DATA)), "MAIL", timeout)
-            mail_reply = yield from self._read_reply("MAIL", timeout)
-            rcpt_replies = []
-            for _ in rcpts:
-                rcpt_replies.append((yield from self._read_reply("RCPT", timeout)))
-            data_reply = yield from self._read_reply("DATA", timeout)
+            yield Write(envelope.pipelined, "MAIL", timeout)
+            replies = yield from self.read_envelope_replies(envelope)
         else:
-            yield Write(mail, "MAIL", timeout)
-            mail_reply = yield from self._read_reply("MAIL", timeout)
-            rcpt_replies, data_reply = [], None
-            if mail_reply.code == 250:
-                for line in rcpts:
-                    yield Write(line, "RCPT", timeout)
-                    rcpt_replies.append((yield from self._read_reply("RCPT", timeout)))
-                if any(reply.code in (250, 251) for reply in rcpt_replies):
-                    yield Write(commands.DATA, "DATA", timeout)
-                    data_reply = yield from self._read_reply("DATA", timeout)
-        outcomes = list(zip(addresses, rcpt_replies, strict=False))
-        accepted = [address for address, reply in outcomes if reply.code in (250, 251)]
-        refused = {address: reply for address, reply in outcomes if reply.code not in (250, 251)}
-        failure: SmtpResponseError | None = None
-        if mail_reply.code != 250:
-            failure = SenderRefusedError(message.sender.text, mail_reply)
-        elif not accepted:
-            failure = RecipientsRefusedError(refused)
-        elif data_reply is not None and data_reply.code != 354:
-            failure = DataRefusedError("the server refused DATA", reply=data_reply)
-        if failure is not None:
-            if data_reply is not None and data_reply.code == 354:
+            replies = yield from self._envelope_step_by_step(envelope)
+        outcome = judge_envelope(envelope, replies)
+        if outcome.failure is not None:
+            if replies.data is not None and replies.data.code == 354:
                 raise SmtpProtocolError("the server accepted DATA for a failed transaction",
-                                        reply=data_reply)
+                                        reply=replies.data)
             yield from self.reset()
-            raise failure
-        assert data_reply is not None
-        reply = yield from self._send_data(message, check_eight_bit)
-        return SendResult(message.sender.text, tuple(accepted), refused, reply)
+            raise outcome.failure
+        tail = yield from self.stream_body(message, envelope.check_eight_bit)
+        try:
+            yield Write(tail, "end of data", timeout)
+        except (SmtpConnectionError, SmtpTimeoutError) as exc:
+            raise _delivery_unknown(exc) from exc
+        return (yield from self.data_verdict(outcome))
+
+    def envelope(self, message: PreparedMessage) -> Envelope:
+        """The MAIL and RCPT commands for ``message`` (checked against the server's limits)."""
+        parameters, check_eight_bit = self._mail_parameters(message)
+        return Envelope(
+            sender=message.sender.text,
+            mail=commands.mail(message.sender, parameters),
+            rcpts=[commands.rcpt(recipient) for recipient in message.recipients],
+            addresses=[recipient.text for recipient in message.recipients],
+            check_eight_bit=check_eight_bit,
+        )
+
+    def trace_envelope(self, envelope: Envelope) -> None:
+        for line in (envelope.mail, *envelope.rcpts, commands.DATA):
+            self._trace_out(line)
+
+    def read_envelope_replies(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
+        """The replies to a pipelined MAIL, RCPT... and DATA group, in order."""
+        timeout = self.settings.timeout
+        mail = yield from self._read_reply("MAIL", timeout)
+        rcpts = []
+        for _ in envelope.rcpts:
+            rcpts.append((yield from self._read_reply("RCPT", timeout)))
+        data = yield from self._read_reply("DATA", timeout)
+        return EnvelopeReplies(mail, rcpts, data)
+
+    def _envelope_step_by_step(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
+        timeout = self.settings.timeout
+        yield Write(envelope.mail, "MAIL", timeout)
+        mail = yield from self._read_reply("MAIL", timeout)
+        rcpts: list[Reply] = []
+        data = None
+        if mail.code == 250:
+            for line in envelope.rcpts:
+                yield Write(line, "RCPT", timeout)
+                rcpts.append((yield from self._read_reply("RCPT", timeout)))
+            if any(reply.code in ACCEPTED for reply in rcpts):
+                yield Write(commands.DATA, "DATA", timeout)
+                data = yield from self._read_reply("DATA", timeout)
+        return EnvelopeReplies(mail, rcpts, data)
+
+    def data_verdict(self, outcome: EnvelopeOutcome) -> Flow[SendResult]:
+        """Read the server's verdict after the end of data; the message's result or error."""
+        try:
+            reply = yield from self._read_reply("end of data", self.settings.timeout)
+        except (SmtpConnectionError, SmtpTimeoutError, SmtpProtocolError) as exc:
+            raise _delivery_unknown(exc) from exc
+        if not 200 <= reply.code < 300:
+            raise DataRefusedError("the server refused the message", reply=reply)
+        return SendResult(outcome.sender, tuple(outcome.accepted), outcome.refused, reply)
 
     def _mail_parameters(self, message: PreparedMessage) -> tuple[list[str], bool]:
         capabilities = self.capabilities
@@ -360,7 +387,9 @@ class Session:
             parameters.append(f"SIZE={message.size}")
         return parameters, check_eight_bit
 
-    def _send_data(self, message: PreparedMessage, check_eight_bit: bool) -> Flow[Reply]:
+    def stream_body(self, message: PreparedMessage, check_eight_bit: bool) -> Flow[bytes]:
+        """Write the framed message in large pieces; returns the last piece, with the end
+        marker, unwritten, so that the caller can send it together with what comes next."""
         timeout = self.settings.timeout
         self.data_started = True
         framer = DataFramer()
@@ -389,17 +418,7 @@ class Session:
         pending.append(framer.finish())
         if self._tracing:
             trace.debug("C: <message data> .")
-        try:
-            yield Write(b"".join(pending), "end of data", timeout)
-            reply = yield from self._read_reply("end of data", timeout)
-        except (SmtpConnectionError, SmtpTimeoutError, SmtpProtocolError) as exc:
-            raise DeliveryUnknownError(
-                f"no verdict on the message after its end was sent ({exc}); "
-                "the server may or may not have accepted it"
-            ) from exc
-        if not 200 <= reply.code < 300:
-            raise DataRefusedError("the server refused the message", reply=reply)
-        return reply
+        return b"".join(pending)
 
     def _abandon_data(self) -> Flow[None]:
         """Drop the connection mid-data: without the end marker the server delivers nothing."""
@@ -413,6 +432,14 @@ class Session:
         if reply.code != 250:
             self.alive = False
             yield Close()
+        return reply
+
+    def read_reset_reply(self) -> Flow[Reply]:
+        """The reply to an RSET sent in a pipelined group; anything but 250 ends the session."""
+        reply = yield from self._read_reply("RSET", self.settings.timeout)
+        if reply.code != 250:
+            self.alive = False
+            raise SmtpResponseError("the server refused RSET", reply=reply)
         return reply
 
     def noop(self) -> Flow[Reply]:
@@ -484,6 +511,66 @@ class _FatalUnlessAnswered:
         answered = isinstance(error, SmtpResponseError) and error.code != SERVICE_CLOSING
         if not (answered or isinstance(error, SmtpUsageError)):
             self.session.alive = False
+
+
+ACCEPTED = (250, 251)
+
+
+@dataclass(slots=True)
+class Envelope:
+    """MAIL and RCPT commands of one message, ready to write."""
+
+    sender: str
+    mail: bytes
+    rcpts: list[bytes]
+    addresses: list[str]
+    check_eight_bit: bool
+
+    @property
+    def pipelined(self) -> bytes:
+        return b"".join((self.mail, *self.rcpts, commands.DATA))
+
+
+@dataclass(slots=True)
+class EnvelopeReplies:
+    mail: Reply
+    rcpts: list[Reply]
+    data: Reply | None
+
+
+@dataclass(slots=True)
+class EnvelopeOutcome:
+    """Who was accepted and refused; ``failure`` when the message cannot go on to its data."""
+
+    sender: str
+    accepted: list[str]
+    refused: dict[str, Reply]
+    failure: SmtpResponseError | None
+
+
+def judge_envelope(envelope: Envelope, replies: EnvelopeReplies) -> EnvelopeOutcome:
+    accepted: list[str] = []
+    refused: dict[str, Reply] = {}
+    for address, reply in zip(envelope.addresses, replies.rcpts, strict=False):
+        if reply.code in ACCEPTED:
+            accepted.append(address)
+        else:
+            refused[address] = reply
+    failure: SmtpResponseError | None = None
+    if replies.mail.code != 250:
+        failure = SenderRefusedError(envelope.sender, replies.mail)
+    elif not accepted:
+        failure = RecipientsRefusedError(refused)
+    elif replies.data is not None and replies.data.code != 354:
+        failure = DataRefusedError("the server refused DATA", reply=replies.data)
+    return EnvelopeOutcome(envelope.sender, accepted, refused, failure)
+
+
+def _delivery_unknown(cause: Exception) -> DeliveryUnknownError:
+    return DeliveryUnknownError(
+        f"no verdict on the message after its end was sent ({cause}); "
+        "the server may or may not have accepted it"
+    )
 
 
 def _replace_mechanism(info: ConnectionInfo | None, name: str) -> ConnectionInfo | None:

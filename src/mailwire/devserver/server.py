@@ -177,6 +177,21 @@ class _Handler(SaslMechanisms):
         return f"451 4.3.0 Local error: {type(error).__name__}"
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. Made with an explicit IPPROTO_TCP so that asyncio turns Nagle's
+    algorithm off on accepted connections: pipelined replies must not wait for an ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def _log_client_failures_quietly(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """A client failing or dropping a TLS handshake is its business, not a server error."""
     error = context.get("exception")
@@ -305,8 +320,7 @@ class DevServer:
             raise RuntimeError("the server is already running")
         if self._maildir is not None:
             self._maildir.mkdir(parents=True, exist_ok=True)
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        listener = socket.create_server((self._host, self._requested_port), family=family)
+        listener = _listen(self._host, self._requested_port)
         self._bound_port = listener.getsockname()[1]
         loop = asyncio.new_event_loop()
         self._loop = loop

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from mailwire.conversation.requests import CheckIdle, Flow, Open, Read, Request, StartTls, Write
+from mailwire.conversation.requests import (
+    CheckIdle,
+    Flow,
+    Open,
+    Read,
+    Request,
+    Sleep,
+    StartTls,
+    Write,
+)
 from mailwire.errors import SmtpError
 from mailwire.transport.async_connection import AsyncConnection
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def run(flow: Flow[T], connection: AsyncConnection) -> T:
@@ -28,6 +41,28 @@ async def run(flow: Flow[T], connection: AsyncConnection) -> T:
             error = failure
 
 
+async def drain(flow: Flow[None], connection: AsyncConnection,
+                results: deque[R]) -> AsyncIterator[R]:
+    """Drive ``flow`` like ``run``, handing out what it appends to ``results`` as it goes."""
+    result: Any = None
+    error: SmtpError | None = None
+    while True:
+        try:
+            request = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration:
+            break
+        error = None
+        try:
+            result = await perform(request, connection)
+        except SmtpError as failure:
+            result = None
+            error = failure
+        while results:
+            yield results.popleft()
+    while results:
+        yield results.popleft()
+
+
 async def perform(request: Request, connection: AsyncConnection) -> Any:
     if isinstance(request, Write):
         return await connection.send(request.data, request.phase, request.timeout)
@@ -37,6 +72,8 @@ async def perform(request: Request, connection: AsyncConnection) -> Any:
         return await connection.open(request.endpoint, tls=request.tls, timeout=request.timeout)
     if isinstance(request, StartTls):
         return await connection.start_tls(timeout=request.timeout)
+    if isinstance(request, Sleep):
+        return await asyncio.sleep(request.seconds)
     if isinstance(request, CheckIdle):
         return connection.is_quiet()
     return connection.close()

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from mailwire.conversation.requests import CheckIdle, Flow, Open, Read, Request, StartTls, Write
+from mailwire.conversation.requests import (
+    CheckIdle,
+    Flow,
+    Open,
+    Read,
+    Request,
+    Sleep,
+    StartTls,
+    Write,
+)
 from mailwire.errors import SmtpError
 from mailwire.transport.sync_connection import SyncConnection
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def run(flow: Flow[T], connection: SyncConnection) -> T:
@@ -28,6 +41,27 @@ def run(flow: Flow[T], connection: SyncConnection) -> T:
             error = failure
 
 
+def drain(flow: Flow[None], connection: SyncConnection, results: deque[R]) -> Iterator[R]:
+    """Drive ``flow`` like ``run``, handing out what it appends to ``results`` as it goes."""
+    result: Any = None
+    error: SmtpError | None = None
+    while True:
+        try:
+            request = flow.send(result) if error is None else flow.throw(error)
+        except StopIteration:
+            break
+        error = None
+        try:
+            result = perform(request, connection)
+        except SmtpError as failure:
+            result = None
+            error = failure
+        while results:
+            yield results.popleft()
+    while results:
+        yield results.popleft()
+
+
 def perform(request: Request, connection: SyncConnection) -> Any:
     if isinstance(request, Write):
         return connection.send(request.data, request.phase, request.timeout)
@@ -37,6 +71,8 @@ def perform(request: Request, connection: SyncConnection) -> Any:
         return connection.open(request.endpoint, tls=request.tls, timeout=request.timeout)
     if isinstance(request, StartTls):
         return connection.start_tls(timeout=request.timeout)
+    if isinstance(request, Sleep):
+        return time.sleep(request.seconds)
     if isinstance(request, CheckIdle):
         return connection.is_quiet()
     return connection.close()

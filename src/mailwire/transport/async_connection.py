@@ -8,6 +8,7 @@ had come over TLS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 from python_socks.async_.asyncio import Proxy as SocksConnector
@@ -102,6 +103,8 @@ class AsyncConnection:
         loop = asyncio.get_running_loop()
         sock = await _connect(endpoint, timeout)
         protocol = _ReceiveProtocol()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: protocol, sock=sock)

@@ -1,0 +1,75 @@
+"""``send_many`` for the blocking client: one connection inline, several on threads."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sized
+
+from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing, WorkQueue, worker
+from mailwire.conversation.client_core import ClientCore
+from mailwire.conversation.session import SessionSettings
+from mailwire.drivers import sync_driver
+from mailwire.message import MessageInput
+from mailwire.transport.sync_connection import SyncConnection
+
+Progress = Callable[[int, int | None], None]
+"""``progress(done, total)``: called after each message; ``total`` is None for iterators."""
+
+
+def send_many(
+    core: ClientCore,
+    connection: SyncConnection,
+    settings: Callable[[], SessionSettings],
+    messages: Iterable[MessageInput | Outgoing],
+    options: BulkOptions,
+    progress: Progress | None,
+) -> Iterator[BulkResult]:
+    """Results in the order messages complete (input order on one connection)."""
+    total = len(messages) if isinstance(messages, Sized) else None
+    work = WorkQueue(messages, options)
+    if options.connections == 1:
+        results: deque[BulkResult] = deque()
+        flow = worker(core, work, results.append, options, quit_at_end=False)
+        outcomes = sync_driver.drain(flow, connection, results)
+    else:
+        outcomes = _threaded(work, settings, options)
+    for done, outcome in enumerate(outcomes, 1):
+        if progress is not None:
+            progress(done, total)
+        yield outcome
+
+
+_FINISHED = object()
+
+
+def _threaded(work: WorkQueue, settings: Callable[[], SessionSettings],
+              options: BulkOptions) -> Iterator[BulkResult]:
+    finished: queue.SimpleQueue[object] = queue.SimpleQueue()
+    failures: list[BaseException] = []
+
+    def run_connection() -> None:
+        connection = SyncConnection()
+        try:
+            sync_driver.run(worker(ClientCore(settings), work, finished.put, options), connection)
+        except BaseException as failure:
+            failures.append(failure)
+        finally:
+            connection.close()
+            finished.put(_FINISHED)
+
+    threads = [threading.Thread(target=run_connection, name=f"mailwire-send-{number}",
+                                daemon=True) for number in range(options.connections)]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    while running:
+        item = finished.get()
+        if item is _FINISHED:
+            running -= 1
+        else:
+            assert isinstance(item, BulkResult)
+            yield item
+    if failures:
+        raise failures[0]
