@@ -58,7 +58,7 @@ class ClientOptions:
         self.port = port
         self.username = username
         self.password = password
-        self.security = SecurityOptions.parse(security)
+        self.security = security
         self.timeout = timeout
         self.greeting_timeout = greeting_timeout
         self.oauth_token = oauth_token

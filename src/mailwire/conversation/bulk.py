@@ -22,13 +22,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mailwire.conversation.client_core import REPLAYABLE, ClientCore
+from mailwire.conversation.envelope import Envelope, EnvelopeOutcome, judge_envelope
 from mailwire.conversation.requests import Flow, Sleep, Write
-from mailwire.conversation.session import (
-    Envelope,
-    EnvelopeOutcome,
-    Session,
-    judge_envelope,
-)
+from mailwire.conversation.session import Session
 from mailwire.errors import (
     AuthenticationError,
     DeliveryUnknownError,

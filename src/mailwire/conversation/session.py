@@ -1,9 +1,9 @@
 """The SMTP conversation over one connection, written once as generators of I/O requests.
 
-``Session`` owns the protocol state of a connection (reply parser, capabilities, whether it is
-still usable) and offers flows: ``open`` (connect, greeting, EHLO, TLS in the chosen mode),
-``authenticate``, ``transaction``, ``noop``, ``reset`` and ``quit``. Drivers run the flows; they
-never decide anything about SMTP.
+``Session`` offers the flows of a connection: ``open`` (connect, greeting, EHLO, TLS in the
+chosen mode) and ``authenticate`` here; ``transaction`` in ``transaction.py``; ``noop``,
+``reset`` and ``quit`` in ``channel.py``. Drivers run the flows; they never decide anything
+about SMTP.
 
 Rules kept here:
 - STARTTLS is sent alone; bytes received after its 220 and before TLS are an attack and fatal;
@@ -11,39 +11,21 @@ Rules kept here:
 - A mode that requires TLS never continues in plaintext; an automatic mode never falls back to
   plaintext once a TLS attempt has failed.
 - Credentials go over TLS only, unless the caller explicitly allows plaintext.
-- A message counts as sent only after the server's 2xx for its data. A failure after the end of
-  data is ``DeliveryUnknownError``; a failure before it leaves nothing delivered.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import logging
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType, choose
-from mailwire.conversation.requests import (
-    Close,
-    Flow,
-    Open,
-    Read,
-    StartTls,
-    TransportDetails,
-    Write,
-)
+from mailwire.auth import choose
+from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
+from mailwire.conversation.requests import Close, Flow, Open, StartTls
+from mailwire.conversation.transaction import TransactionFlows
 from mailwire.errors import (
     AuthenticationError,
-    ConnectionLostError,
-    DataRefusedError,
-    DeliveryUnknownError,
     GreetingRefusedError,
-    MessageError,
-    RecipientsRefusedError,
-    SenderRefusedError,
-    SmtpConnectionError,
     SmtpError,
     SmtpProtocolError,
     SmtpResponseError,
@@ -52,46 +34,21 @@ from mailwire.errors import (
     SmtpUsageError,
     TlsNotSpokenError,
 )
-from mailwire.message import PreparedMessage
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
-from mailwire.protocol.framing import DataFramer
-from mailwire.protocol.replies import Reply, ReplyParser
-from mailwire.results import ConnectionInfo, SendResult
+from mailwire.protocol.replies import Reply
+from mailwire.results import ConnectionInfo
 from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
-from mailwire.transport.endpoint import Endpoint
 
-trace = logging.getLogger("mailwire.protocol")
-
-WRITE_BUFFER = 256 * 1024
-SERVICE_CLOSING = 421
+__all__ = ["SERVICE_CLOSING", "Session", "SessionSettings"]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    """What a session needs to know, fixed when the connection is made."""
-
-    endpoint: Endpoint
-    security: SecurityOptions
-    timeout: float
-    greeting_timeout: float
-    local_hostname: str | None
-    credentials: Credentials | None = None
-    allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL
-    allow_plaintext_credentials: bool = False
-
-
-class Session:
-    """The state and flows of one SMTP connection."""
+class Session(TransactionFlows):
+    """One SMTP connection: opening it in the chosen security mode, authenticating, and (from
+    ``TransactionFlows`` and ``Channel``) sending and the small commands."""
 
     def __init__(self, settings: SessionSettings) -> None:
-        self.settings = settings
-        self.parser = ReplyParser()
-        self.capabilities = Capabilities.none()
-        self.alive = False
-        self.data_started = False
-        self.info: ConnectionInfo | None = None
-        self._transport: TransportDetails | None = None
+        super().__init__(settings)
         self._tls_failed = False
 
     # -- opening -------------------------------------------------------------------------------
@@ -282,295 +239,6 @@ class Session:
 
     def _cancel_auth(self) -> Flow[None]:
         yield from self._command(commands.AUTH_CANCEL, "AUTH", "*")
-
-    # -- sending -------------------------------------------------------------------------------
-
-    def transaction(self, message: PreparedMessage) -> Flow[SendResult]:
-        """MAIL, RCPT, DATA and the message; refusals leave the connection usable."""
-        with self._fatal_unless_answered():
-            return (yield from self._transaction(message))
-
-    def _transaction(self, message: PreparedMessage) -> Flow[SendResult]:
-        timeout = self.settings.timeout
-        envelope = self.envelope(message)
-        if self._tracing:
-            self.trace_envelope(envelope)
-        if self.capabilities.pipelining:
-            yield Write(envelope.pipelined, "MAIL", timeout)
-            replies = yield from self.read_envelope_replies(envelope)
-        else:
-            replies = yield from self._envelope_step_by_step(envelope)
-        outcome = judge_envelope(envelope, replies)
-        if outcome.failure is not None:
-            if replies.data is not None and replies.data.code == 354:
-                raise SmtpProtocolError("the server accepted DATA for a failed transaction",
-                                        reply=replies.data)
-            yield from self.reset()
-            raise outcome.failure
-        tail = yield from self.stream_body(message, envelope.check_eight_bit)
-        try:
-            yield Write(tail, "end of data", timeout)
-        except (SmtpConnectionError, SmtpTimeoutError) as exc:
-            raise _delivery_unknown(exc) from exc
-        return (yield from self.data_verdict(outcome))
-
-    def envelope(self, message: PreparedMessage) -> Envelope:
-        """The MAIL and RCPT commands for ``message`` (checked against the server's limits)."""
-        parameters, check_eight_bit = self._mail_parameters(message)
-        return Envelope(
-            sender=message.sender.text,
-            mail=commands.mail(message.sender, parameters),
-            rcpts=[commands.rcpt(recipient) for recipient in message.recipients],
-            addresses=[recipient.text for recipient in message.recipients],
-            check_eight_bit=check_eight_bit,
-        )
-
-    def trace_envelope(self, envelope: Envelope) -> None:
-        for line in (envelope.mail, *envelope.rcpts, commands.DATA):
-            self._trace_out(line)
-
-    def read_envelope_replies(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
-        """The replies to a pipelined MAIL, RCPT... and DATA group, in order."""
-        timeout = self.settings.timeout
-        mail = yield from self._read_reply("MAIL", timeout)
-        rcpts = []
-        for _ in envelope.rcpts:
-            rcpts.append((yield from self._read_reply("RCPT", timeout)))
-        data = yield from self._read_reply("DATA", timeout)
-        return EnvelopeReplies(mail, rcpts, data)
-
-    def _envelope_step_by_step(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
-        timeout = self.settings.timeout
-        yield Write(envelope.mail, "MAIL", timeout)
-        mail = yield from self._read_reply("MAIL", timeout)
-        rcpts: list[Reply] = []
-        data = None
-        if mail.code == 250:
-            for line in envelope.rcpts:
-                yield Write(line, "RCPT", timeout)
-                rcpts.append((yield from self._read_reply("RCPT", timeout)))
-            if any(reply.code in ACCEPTED for reply in rcpts):
-                yield Write(commands.DATA, "DATA", timeout)
-                data = yield from self._read_reply("DATA", timeout)
-        return EnvelopeReplies(mail, rcpts, data)
-
-    def data_verdict(self, outcome: EnvelopeOutcome) -> Flow[SendResult]:
-        """Read the server's verdict after the end of data; the message's result or error."""
-        try:
-            reply = yield from self._read_reply("end of data", self.settings.timeout)
-        except (SmtpConnectionError, SmtpTimeoutError, SmtpProtocolError) as exc:
-            raise _delivery_unknown(exc) from exc
-        if not 200 <= reply.code < 300:
-            raise DataRefusedError("the server refused the message", reply=reply)
-        return SendResult(outcome.sender, tuple(outcome.accepted), outcome.refused, reply)
-
-    def _mail_parameters(self, message: PreparedMessage) -> tuple[list[str], bool]:
-        capabilities = self.capabilities
-        parameters: list[str] = []
-        if message.needs_smtputf8:
-            if not capabilities.smtputf8:
-                raise MessageError("the message needs SMTPUTF8 (non-ASCII addresses or headers), "
-                                   "which the server does not offer")
-            parameters.append("SMTPUTF8")
-        check_eight_bit = False
-        if capabilities.eightbitmime and message.eight_bit is not False:
-            parameters.append("BODY=8BITMIME")
-        elif message.eight_bit:
-            raise MessageError("the message has 8-bit data and the server does not offer 8BITMIME")
-        elif message.eight_bit is None:
-            check_eight_bit = True
-        limit = capabilities.size
-        if message.size is not None and limit is not None:
-            if limit and message.size > limit:
-                raise MessageError(f"the message ({message.size} bytes) is larger than the "
-                                   f"server's limit of {limit} bytes")
-            parameters.append(f"SIZE={message.size}")
-        return parameters, check_eight_bit
-
-    def stream_body(self, message: PreparedMessage, check_eight_bit: bool) -> Flow[bytes]:
-        """Write the framed message in large pieces; returns the last piece, with the end
-        marker, unwritten, so that the caller can send it together with what comes next."""
-        timeout = self.settings.timeout
-        self.data_started = True
-        framer = DataFramer()
-        pending: list[bytes] = []
-        pending_size = 0
-        chunks = iter(message.chunks)
-        while True:
-            try:
-                chunk = next(chunks, None)
-            except Exception as exc:
-                yield from self._abandon_data()
-                raise MessageError(f"reading the message failed: {exc}") from exc
-            if chunk is None:
-                break
-            if check_eight_bit and not chunk.isascii():
-                yield from self._abandon_data()
-                raise MessageError("the message has 8-bit data and the server does not offer "
-                                   "8BITMIME; the transfer was abandoned, nothing was delivered")
-            framed = framer.frame(chunk)
-            pending.append(framed)
-            pending_size += len(framed)
-            if pending_size >= WRITE_BUFFER:
-                yield Write(b"".join(pending), "message data", timeout)
-                pending.clear()
-                pending_size = 0
-        pending.append(framer.finish())
-        if self._tracing:
-            trace.debug("C: <message data> .")
-        return b"".join(pending)
-
-    def _abandon_data(self) -> Flow[None]:
-        """Drop the connection mid-data: without the end marker the server delivers nothing."""
-        self.alive = False
-        yield Close()
-
-    # -- small commands ------------------------------------------------------------------------
-
-    def reset(self) -> Flow[Reply]:
-        reply = yield from self._command(commands.RSET, "RSET")
-        if reply.code != 250:
-            self.alive = False
-            yield Close()
-        return reply
-
-    def read_reset_reply(self) -> Flow[Reply]:
-        """The reply to an RSET sent in a pipelined group; anything but 250 ends the session."""
-        reply = yield from self._read_reply("RSET", self.settings.timeout)
-        if reply.code != 250:
-            self.alive = False
-            raise SmtpResponseError("the server refused RSET", reply=reply)
-        return reply
-
-    def noop(self) -> Flow[Reply]:
-        with self._fatal_unless_answered():
-            reply = yield from self._command(commands.NOOP, "NOOP")
-            if reply.code != 250:
-                raise SmtpResponseError("NOOP failed", reply=reply)
-            return reply
-
-    def quit(self) -> Flow[None]:
-        """Say goodbye and close; a server that is already gone is no error."""
-        if not self.alive:
-            return
-        self.alive = False
-        with contextlib.suppress(SmtpError):
-            yield from self._command(commands.QUIT, "QUIT")
-        yield Close()
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def _command(self, line: bytes, phase: str, shown: str | None = None) -> Flow[Reply]:
-        if self._tracing:
-            self._trace_out(line, shown)
-        yield Write(line, phase, self.settings.timeout)
-        return (yield from self._read_reply(phase, self.settings.timeout))
-
-    def _read_reply(self, phase: str, timeout: float) -> Flow[Reply]:
-        parser = self.parser
-        while (reply := parser.next_reply()) is None:
-            data = yield Read(phase, timeout)
-            if not data:
-                raise ConnectionLostError(f"the server closed the connection during {phase}")
-            parser.feed(data)
-        if reply.code == SERVICE_CLOSING:
-            self.alive = False
-        if self._tracing:
-            for line in reply.lines[:-1]:
-                trace.debug("S: %d-%s", reply.code, line)
-            trace.debug("S: %d %s", reply.code, reply.lines[-1])
-        return reply
-
-    @property
-    def _tracing(self) -> bool:
-        return trace.isEnabledFor(logging.DEBUG)
-
-    @staticmethod
-    def _trace_out(line: bytes, shown: str | None = None) -> None:
-        if shown is None:
-            shown = line.decode("utf-8", "replace").rstrip()
-        trace.debug("C: %s", shown)
-
-    def _fatal_unless_answered(self) -> _FatalUnlessAnswered:
-        return _FatalUnlessAnswered(self)
-
-
-class _FatalUnlessAnswered:
-    """Marks the connection unusable when a flow fails other than by a server's refusal."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 _traceback: Any) -> None:
-        if error is None:
-            return
-        answered = isinstance(error, SmtpResponseError) and error.code != SERVICE_CLOSING
-        if not (answered or isinstance(error, SmtpUsageError)):
-            self.session.alive = False
-
-
-ACCEPTED = (250, 251)
-
-
-@dataclass(slots=True)
-class Envelope:
-    """MAIL and RCPT commands of one message, ready to write."""
-
-    sender: str
-    mail: bytes
-    rcpts: list[bytes]
-    addresses: list[str]
-    check_eight_bit: bool
-
-    @property
-    def pipelined(self) -> bytes:
-        return b"".join((self.mail, *self.rcpts, commands.DATA))
-
-
-@dataclass(slots=True)
-class EnvelopeReplies:
-    mail: Reply
-    rcpts: list[Reply]
-    data: Reply | None
-
-
-@dataclass(slots=True)
-class EnvelopeOutcome:
-    """Who was accepted and refused; ``failure`` when the message cannot go on to its data."""
-
-    sender: str
-    accepted: list[str]
-    refused: dict[str, Reply]
-    failure: SmtpResponseError | None
-
-
-def judge_envelope(envelope: Envelope, replies: EnvelopeReplies) -> EnvelopeOutcome:
-    accepted: list[str] = []
-    refused: dict[str, Reply] = {}
-    for address, reply in zip(envelope.addresses, replies.rcpts, strict=False):
-        if reply.code in ACCEPTED:
-            accepted.append(address)
-        else:
-            refused[address] = reply
-    failure: SmtpResponseError | None = None
-    if replies.mail.code != 250:
-        failure = SenderRefusedError(envelope.sender, replies.mail)
-    elif not accepted:
-        failure = RecipientsRefusedError(refused)
-    elif replies.data is not None and replies.data.code != 354:
-        failure = DataRefusedError("the server refused DATA", reply=replies.data)
-    return EnvelopeOutcome(envelope.sender, accepted, refused, failure)
-
-
-def _delivery_unknown(cause: Exception) -> DeliveryUnknownError:
-    return DeliveryUnknownError(
-        f"no verdict on the message after its end was sent ({cause}); "
-        "the server may or may not have accepted it"
-    )
 
 
 def _replace_mechanism(info: ConnectionInfo | None, name: str) -> ConnectionInfo | None:
