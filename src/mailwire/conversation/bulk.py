@@ -25,6 +25,7 @@ from mailwire.conversation.client_core import REPLAYABLE, ClientCore
 from mailwire.conversation.envelope import Envelope, EnvelopeOutcome, judge_envelope
 from mailwire.conversation.requests import Flow, Sleep, Write
 from mailwire.conversation.session import Session
+from mailwire.conversation.transaction import framed_pieces
 from mailwire.errors import (
     AuthenticationError,
     DeliveryUnknownError,
@@ -161,6 +162,7 @@ class _Staged:
     envelope: Envelope
     session: Session
     framed: bytes | None = None
+    chunked: bool = False
 
 
 @dataclass(slots=True)
@@ -212,7 +214,9 @@ class _Pipeline:
             session = yield from self._session(item)
             if session is None:
                 continue
-            if session.capabilities.pipelining:
+            if session.capabilities.pipelining and session.capabilities.chunking:
+                yield from self._chunked_step(session, item)
+            elif session.capabilities.pipelining:
                 yield from self._pipelined_step(session, item)
             elif item is not None:
                 yield from self._single(session, item)
@@ -248,16 +252,23 @@ class _Pipeline:
         """``item`` prepared for ``session``; None when it failed (and was settled)."""
         if isinstance(item, _Staged) and item.session is session:
             return item
+        chunked = session.capabilities.chunking
         try:
             if isinstance(item, _Staged):
-                item.envelope = session.envelope(item.prepared)
-                item.session = session
-                return item
+                if item.framed is None or item.chunked == chunked:
+                    item.envelope = session.envelope(item.prepared)
+                    item.session = session
+                    return item
+                if not isinstance(item.job.outgoing.message, REPLAYABLE):
+                    raise MessageError("the message was framed for a server that no longer "
+                                       "answers the same way, and cannot be read again")
+                item = item.job
             outgoing = item.outgoing
             prepared = prepare(outgoing.message, outgoing.sender, outgoing.recipients)
-            staged = _Staged(item, prepared, session.envelope(prepared), session)
+            staged = _Staged(item, prepared, session.envelope(prepared), session, chunked=chunked)
             if prepared.size is not None and prepared.size <= PREFRAME_LIMIT:
-                staged.framed = _frame_whole(prepared, staged.envelope.check_eight_bit)
+                staged.framed = _frame_whole(prepared, staged.envelope.check_eight_bit,
+                                             dot_stuff=not chunked)
         except SmtpError as error:
             self._settle_failure(_job(item), error)
             return None
@@ -356,6 +367,62 @@ class _Pipeline:
         if not session.alive:
             yield from self.core.drop()
 
+    def _chunked_step(self, session: Session, item: Job | _Staged | None) -> Flow[None]:
+        """One round trip for one message: MAIL, RCPTs and ``BDAT n LAST`` with its content."""
+        staged = self._stage(session, item) if item is not None else None
+        if staged is None:
+            return
+        if staged.framed is None:
+            yield from self._single(session, staged)
+            return
+        timeout = session.settings.timeout
+        envelope = staged.envelope
+        reset = self.needs_reset
+        out = commands.RSET if reset else b""
+        out += envelope.mail + b"".join(envelope.rcpts)
+        out += commands.bdat(len(staged.framed), last=True) + staged.framed
+        if session.tracing:
+            session.trace_envelope(envelope, data=False)
+        try:
+            yield Write(out, "end of data", timeout)
+        except SmtpError as error:
+            yield from self._connection_failed(session, None, staged, error)
+            return
+        self._prefetch(session)
+        try:
+            if reset:
+                yield from session.read_reset_reply()
+                self.needs_reset = False
+            replies = yield from session.read_envelope_replies(envelope, data=False)
+        except SmtpError as error:
+            yield from self._connection_failed(session, None, staged, error)
+            return
+        outcome = judge_envelope(envelope, replies)
+        try:
+            result = yield from session.data_verdict(outcome)
+        except SmtpResponseError as error:
+            self.needs_reset = True
+            self._settle_failure(staged.job, outcome.failure or error)
+        except SmtpError as error:
+            if outcome.failure is not None:
+                self._settle_failure(staged.job, outcome.failure)
+                yield from self._connection_failed(session, None, None, error)
+            else:
+                yield from self._connection_failed(session, _InFlight(staged, outcome), None,
+                                                   error)
+            return
+        else:
+            if outcome.failure is not None:
+                confused = SmtpProtocolError("the server accepted a message for a failed "
+                                             "transaction", reply=result.reply)
+                self._settle_failure(staged.job, confused)
+                yield from self._connection_failed(session, None, None, confused)
+                return
+            self.sent_on_connection += 1
+            self._settle(staged.job, result, None)
+        if not session.alive:
+            yield from self.core.drop()
+
     def _connection_failed(self, session: Session, in_flight: _InFlight | None,
                            following: _Staged | None, error: SmtpError) -> Flow[None]:
         """The connection broke: settle what was on it and drop it."""
@@ -385,22 +452,9 @@ def _job(item: Job | _Staged) -> Job:
     return item.job if isinstance(item, _Staged) else item
 
 
-def _frame_whole(prepared: PreparedMessage, check_eight_bit: bool) -> bytes:
-    """The wire form of a small message, end marker included."""
-    framer = DataFramer()
-    pieces = []
-    try:
-        for chunk in prepared.chunks:
-            if check_eight_bit and not chunk.isascii():
-                raise MessageError("the message has 8-bit data and the server does not offer "
-                                   "8BITMIME")
-            pieces.append(framer.frame(chunk))
-    except SmtpError:
-        raise
-    except Exception as error:
-        raise MessageError(f"reading the message failed: {error}") from error
-    pieces.append(framer.finish())
-    return b"".join(pieces)
+def _frame_whole(prepared: PreparedMessage, check_eight_bit: bool, *, dot_stuff: bool) -> bytes:
+    """The wire form of a small message (for DATA, end marker included)."""
+    return b"".join(framed_pieces(prepared, DataFramer(dot_stuff=dot_stuff), check_eight_bit))
 
 
 def is_transient(error: SmtpError) -> bool:

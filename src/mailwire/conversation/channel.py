@@ -90,7 +90,7 @@ class Channel:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _command(self, line: bytes, phase: str, shown: str | None = None) -> Flow[Reply]:
-        if self._tracing:
+        if self.tracing:
             self._trace_out(line, shown)
         yield Write(line, phase, self.settings.timeout)
         return (yield from self._read_reply(phase, self.settings.timeout))
@@ -104,14 +104,14 @@ class Channel:
             parser.feed(data)
         if reply.code == SERVICE_CLOSING:
             self.alive = False
-        if self._tracing:
+        if self.tracing:
             for line in reply.lines[:-1]:
                 trace.debug("S: %d-%s", reply.code, line)
             trace.debug("S: %d %s", reply.code, reply.lines[-1])
         return reply
 
     @property
-    def _tracing(self) -> bool:
+    def tracing(self) -> bool:
         return trace.isEnabledFor(logging.DEBUG)
 
     @staticmethod

@@ -7,6 +7,8 @@ the transaction and leave the connection usable.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from mailwire.conversation.channel import Channel, trace
 from mailwire.conversation.envelope import (
     ACCEPTED,
@@ -46,7 +48,9 @@ class TransactionFlows(Channel):
     def _transaction(self, message: PreparedMessage) -> Flow[SendResult]:
         timeout = self.settings.timeout
         envelope = self.envelope(message)
-        if self._tracing:
+        if self.capabilities.chunking:
+            return (yield from self._transaction_chunked(message, envelope))
+        if self.tracing:
             self.trace_envelope(envelope)
         if self.capabilities.pipelining:
             yield Write(envelope.pipelined, "MAIL", timeout)
@@ -78,34 +82,36 @@ class TransactionFlows(Channel):
             check_eight_bit=check_eight_bit,
         )
 
-    def trace_envelope(self, envelope: Envelope) -> None:
-        for line in (envelope.mail, *envelope.rcpts, commands.DATA):
+    def trace_envelope(self, envelope: Envelope, *, data: bool = True) -> None:
+        for line in (envelope.mail, *envelope.rcpts, *([commands.DATA] if data else [])):
             self._trace_out(line)
 
-    def read_envelope_replies(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
-        """The replies to a pipelined MAIL, RCPT... and DATA group, in order."""
+    def read_envelope_replies(self, envelope: Envelope, *,
+                              data: bool = True) -> Flow[EnvelopeReplies]:
+        """The replies to a pipelined MAIL, RCPT... (and DATA) group, in order."""
         timeout = self.settings.timeout
         mail = yield from self._read_reply("MAIL", timeout)
         rcpts = []
         for _ in envelope.rcpts:
             rcpts.append((yield from self._read_reply("RCPT", timeout)))
-        data = yield from self._read_reply("DATA", timeout)
-        return EnvelopeReplies(mail, rcpts, data)
+        data_reply = (yield from self._read_reply("DATA", timeout)) if data else None
+        return EnvelopeReplies(mail, rcpts, data_reply)
 
-    def _envelope_step_by_step(self, envelope: Envelope) -> Flow[EnvelopeReplies]:
+    def _envelope_step_by_step(self, envelope: Envelope, *,
+                               data: bool = True) -> Flow[EnvelopeReplies]:
         timeout = self.settings.timeout
         yield Write(envelope.mail, "MAIL", timeout)
         mail = yield from self._read_reply("MAIL", timeout)
         rcpts: list[Reply] = []
-        data = None
+        data_reply = None
         if mail.code == 250:
             for line in envelope.rcpts:
                 yield Write(line, "RCPT", timeout)
                 rcpts.append((yield from self._read_reply("RCPT", timeout)))
-            if any(reply.code in ACCEPTED for reply in rcpts):
+            if data and any(reply.code in ACCEPTED for reply in rcpts):
                 yield Write(commands.DATA, "DATA", timeout)
-                data = yield from self._read_reply("DATA", timeout)
-        return EnvelopeReplies(mail, rcpts, data)
+                data_reply = yield from self._read_reply("DATA", timeout)
+        return EnvelopeReplies(mail, rcpts, data_reply)
 
     def data_verdict(self, outcome: EnvelopeOutcome) -> Flow[SendResult]:
         """Read the server's verdict after the end of data; the message's result or error."""
@@ -118,43 +124,107 @@ class TransactionFlows(Channel):
         return SendResult(outcome.sender, tuple(outcome.accepted), outcome.refused, reply)
 
     def stream_body(self, message: PreparedMessage, check_eight_bit: bool) -> Flow[bytes]:
-        """Write the framed message in large pieces; returns the last piece, with the end
+        """Write the dot-stuffed message in large pieces; returns the last piece, with the end
         marker, unwritten, so that the caller can send it together with what comes next."""
         timeout = self.settings.timeout
         self.data_started = True
-        framer = DataFramer()
-        pending: list[bytes] = []
-        pending_size = 0
-        chunks = iter(message.chunks)
-        while True:
-            try:
-                chunk = next(chunks, None)
-            except Exception as exc:
-                yield from self._abandon_data()
-                raise MessageError(f"reading the message failed: {exc}") from exc
-            if chunk is None:
-                break
-            if check_eight_bit and not chunk.isascii():
-                yield from self._abandon_data()
-                raise MessageError("the message has 8-bit data and the server does not offer "
-                                   "8BITMIME; the transfer was abandoned, nothing was delivered")
-            framed = framer.frame(chunk)
-            pending.append(framed)
-            pending_size += len(framed)
-            if pending_size >= WRITE_BUFFER:
-                yield Write(b"".join(pending), "message data", timeout)
-                pending.clear()
-                pending_size = 0
-        pending.append(framer.finish())
-        if self._tracing:
+        pieces = framed_pieces(message, DataFramer(), check_eight_bit)
+        try:
+            piece = next(pieces)
+            for following in pieces:
+                yield Write(piece, "message data", timeout)
+                piece = following
+        except MessageError:
+            yield from self._abandon_data()
+            raise
+        if self.tracing:
             trace.debug("C: <message data> .")
-        return b"".join(pending)
+        return piece
+
+    def _transaction_chunked(self, message: PreparedMessage,
+                             envelope: Envelope) -> Flow[SendResult]:
+        """MAIL and RCPT, then the message in BDAT chunks of exact size (RFC 3030)."""
+        timeout = self.settings.timeout
+        pipelining = self.capabilities.pipelining
+        if self.tracing:
+            self.trace_envelope(envelope, data=False)
+        if pipelining:
+            yield Write(envelope.mail + b"".join(envelope.rcpts), "MAIL", timeout)
+            replies = yield from self.read_envelope_replies(envelope, data=False)
+        else:
+            replies = yield from self._envelope_step_by_step(envelope, data=False)
+        outcome = judge_envelope(envelope, replies)
+        if outcome.failure is not None:
+            yield from self.reset()
+            raise outcome.failure
+        self.data_started = True
+        pieces = framed_pieces(message, DataFramer(dot_stuff=False), envelope.check_eight_bit)
+        unanswered = 0
+        try:
+            piece = next(pieces)
+            for following in pieces:
+                yield Write(commands.bdat(len(piece), last=False) + piece, "message data",
+                            timeout)
+                unanswered += 1
+                if not pipelining:
+                    unanswered -= 1
+                    yield from self._chunk_accepted()
+                piece = following
+        except MessageError:
+            yield from self._abandon_data()
+            raise
+        if self.tracing:
+            trace.debug("C: BDAT %d LAST <message data>", len(piece))
+        try:
+            yield Write(commands.bdat(len(piece), last=True) + piece, "end of data", timeout)
+            refusal = None
+            for _ in range(unanswered):
+                reply = yield from self._read_reply("message data", timeout)
+                if reply.code != 250 and refusal is None:
+                    refusal = reply
+        except (SmtpConnectionError, SmtpTimeoutError, SmtpProtocolError) as exc:
+            raise _delivery_unknown(exc) from exc
+        result = yield from self.data_verdict(outcome)
+        if refusal is not None:
+            raise DataRefusedError("the server refused part of the message", reply=refusal)
+        return result
+
+    def _chunk_accepted(self) -> Flow[None]:
+        reply = yield from self._read_reply("message data", self.settings.timeout)
+        if reply.code != 250:
+            yield from self.reset()
+            raise DataRefusedError("the server refused part of the message", reply=reply)
 
     def _abandon_data(self) -> Flow[None]:
         """Drop the connection mid-data: without the end marker the server delivers nothing."""
         self.alive = False
         yield Close()
 
+
+def framed_pieces(message: PreparedMessage, framer: DataFramer,
+                  check_eight_bit: bool) -> Iterator[bytes]:
+    """The framed message in pieces of about ``WRITE_BUFFER`` bytes; the last piece (perhaps
+    empty) carries the framer's finish. Reading failures become ``MessageError``."""
+    pending: list[bytes] = []
+    size = 0
+    try:
+        for chunk in message.chunks:
+            if check_eight_bit and not chunk.isascii():
+                raise MessageError("the message has 8-bit data and the server does not offer "
+                                   "8BITMIME; the transfer was abandoned, nothing was delivered")
+            framed = framer.frame(chunk)
+            pending.append(framed)
+            size += len(framed)
+            if size >= WRITE_BUFFER:
+                yield b"".join(pending)
+                pending.clear()
+                size = 0
+    except MessageError:
+        raise
+    except Exception as exc:
+        raise MessageError(f"reading the message failed: {exc}") from exc
+    pending.append(framer.finish())
+    yield b"".join(pending)
 
 
 def _delivery_unknown(cause: Exception) -> DeliveryUnknownError:
