@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import email.generator
 import email.policy
-import io
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -111,20 +111,50 @@ def _prepare_email(
     policy = (message.policy if isinstance(message.policy, email.policy.EmailPolicy)
               else email.policy.SMTP)
     policy = policy.clone(linesep="\r\n", utf8=needs_utf8 or utf8_headers)
-    buffer = io.BytesIO()
+    sink = _PieceSink()
     try:
-        email.generator.BytesGenerator(buffer, policy=policy).flatten(outgoing)
+        email.generator.BytesGenerator(sink, policy=policy).flatten(outgoing)
     except (UnicodeError, ValueError) as exc:
         raise MessageError(f"message cannot be serialized: {exc}") from None
-    data = buffer.getbuffer()
+    sink.flush()
     return PreparedMessage(
         sender=envelope_sender,
         recipients=envelope_recipients,
-        chunks=_slices(data),
-        size=len(data),
-        eight_bit=not bytes(data).isascii(),
+        chunks=sink.drain(),
+        size=sink.size,
+        eight_bit=not sink.ascii,
         needs_smtputf8=needs_utf8,
     )
+
+
+class _PieceSink:
+    """Where the email generator writes: pieces of ``CHUNK_SIZE`` bytes, handed out (and let go
+    of) one by one as they are sent, so no second copy of the message is ever made."""
+
+    def __init__(self) -> None:
+        self.pieces: deque[bytes] = deque()
+        self.size = 0
+        self.ascii = True
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= CHUNK_SIZE:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            piece = bytes(self._buffer)
+            self._buffer.clear()
+            self.size += len(piece)
+            self.ascii = self.ascii and piece.isascii()
+            self.pieces.append(piece)
+
+    def drain(self) -> Iterator[bytes]:
+        pieces = self.pieces
+        while pieces:
+            yield pieces.popleft()
 
 
 def _prepare_raw(
