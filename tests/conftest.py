@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.support.servers",
     "tests.support.proxies",
     "tests.support.scripted",
+    "tests.support.clients",
+    "tests.support.sinks",
 ]

@@ -28,6 +28,7 @@ from mailwire.conversation.session import Session
 from mailwire.conversation.transaction import framed_pieces
 from mailwire.errors import (
     AuthenticationError,
+    ConnectionLostError,
     DeliveryUnknownError,
     MessageError,
     SmtpConnectionError,
@@ -195,12 +196,14 @@ class _Pipeline:
         self.staged: _Staged | None = None
         self.needs_reset = False
         self.sent_on_connection = 0
+        self.retry_pending = False
 
     def run(self) -> Flow[None]:
         while True:
             if self._connection_used_up() and self.in_flight is None:
                 yield from self.core.quit()
                 self.sent_on_connection = 0
+                self.retry_pending = False
             item = self._next_item()
             if isinstance(item, float):
                 if self.in_flight is None:
@@ -230,8 +233,10 @@ class _Pipeline:
         return self.queue.take()
 
     def _connection_used_up(self) -> bool:
+        """Time for a new connection: the per-connection limit was reached, or a message
+        failed transiently and is to be retried on a fresh one."""
         limit = self.options.messages_per_connection
-        return limit is not None and self.sent_on_connection >= limit
+        return self.retry_pending or (limit is not None and self.sent_on_connection >= limit)
 
     def _session(self, item: Job | _Staged | None) -> Flow[Session | None]:
         """The connection's session, opening one if needed; on failure the item is settled."""
@@ -433,6 +438,9 @@ class _Pipeline:
                 "the server may or may not have accepted it")
             self._settle_failure(in_flight.staged.job, unknown)
         if following is not None:
+            if isinstance(error, DeliveryUnknownError):
+                error = ConnectionLostError(f"the connection failed before this message's data "
+                                            f"was sent ({error.__cause__ or error})")
             self._settle_failure(following.job, error)
         yield from self.core.drop()
 
@@ -444,6 +452,7 @@ class _Pipeline:
         if (is_transient(error) and job.attempts < self.options.max_attempts
                 and isinstance(job.outgoing.message, REPLAYABLE)):
             self.queue.retry_later(job)
+            self.retry_pending = self.core.connected
             return
         self._settle(job, None, error)
 

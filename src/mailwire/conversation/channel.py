@@ -51,6 +51,7 @@ class Channel:
         self.capabilities = Capabilities.none()
         self.alive = False
         self.data_started = False
+        self.closing_reply: Reply | None = None
         self.info: ConnectionInfo | None = None
         self._transport: TransportDetails | None = None
 
@@ -96,6 +97,10 @@ class Channel:
         return (yield from self._read_reply(phase, self.settings.timeout))
 
     def _read_reply(self, phase: str, timeout: float) -> Flow[Reply]:
+        """The next reply. After a 421 the server is closing: every reply still awaited is
+        that 421, without reading."""
+        if self.closing_reply is not None:
+            return self.closing_reply
         parser = self.parser
         while (reply := parser.next_reply()) is None:
             data = yield Read(phase, timeout)
@@ -104,6 +109,7 @@ class Channel:
             parser.feed(data)
         if reply.code == SERVICE_CLOSING:
             self.alive = False
+            self.closing_reply = reply
         if self.tracing:
             for line in reply.lines[:-1]:
                 trace.debug("S: %d-%s", reply.code, line)

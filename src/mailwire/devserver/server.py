@@ -324,11 +324,15 @@ class DevServer:
         self._bound_port = listener.getsockname()[1]
         loop = asyncio.new_event_loop()
         self._loop = loop
+        serving = threading.Event()
         self._thread = threading.Thread(
-            target=self._serve, args=(loop, listener), name=f"devserver:{self._bound_port}"
+            target=self._serve, args=(loop, listener, serving),
+            name=f"devserver:{self._bound_port}",
         )
         self._thread.daemon = True
         self._thread.start()
+        if not serving.wait(START_TIMEOUT):
+            raise RuntimeError("the development server did not start")
 
     def stop(self) -> None:
         """Close the listener and every open connection; safe to call twice."""
@@ -370,7 +374,8 @@ class DevServer:
             enable_SMTPUTF8=self._smtputf8,
         )
 
-    def _serve(self, loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+    def _serve(self, loop: asyncio.AbstractEventLoop, listener: socket.socket,
+               serving: threading.Event) -> None:
         """The server thread: serve on ``listener`` until ``stop``."""
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(_log_client_failures_quietly)
@@ -378,6 +383,7 @@ class DevServer:
         server = loop.run_until_complete(
             loop.create_server(self._new_protocol, sock=listener, ssl=ssl_context)
         )
+        serving.set()
         try:
             loop.run_forever()
         finally:

@@ -144,9 +144,9 @@ class AsyncConnection:
     async def send(self, data: bytes, phase: str, timeout: float) -> None:
         protocol = self._require_protocol()
         try:
-            if protocol.closed:
-                raise protocol.error or ConnectionResetError("connection closed")
             assert protocol.transport is not None
+            if protocol.closed or protocol.transport.is_closing():
+                raise protocol.error or ConnectionResetError("connection closed")
             protocol.transport.write(data)
             if protocol.write_paused:
                 async with asyncio.timeout(timeout):
