@@ -18,7 +18,7 @@ from mailwire.conversation.requests import (
     Write,
 )
 from mailwire.errors import SmtpError
-from mailwire.transport.async_connection import AsyncConnection
+from mailwire.transport.async_connection import NOT_DONE, WRITTEN_MUST_DRAIN, AsyncConnection
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,7 +35,14 @@ async def run(flow: Flow[T], connection: AsyncConnection) -> T:
             return done.value  # type: ignore[no-any-return]
         error = None
         try:
-            result = await perform(request, connection)
+            result = connection.perform_now(request)
+            if result is NOT_DONE:
+                result = await perform(request, connection)
+            elif result is WRITTEN_MUST_DRAIN:
+                assert isinstance(request, Write)
+                await connection.send(request.data, request.phase, request.timeout,
+                                      written=True)
+                result = None
         except SmtpError as failure:
             result = None
             error = failure
@@ -53,7 +60,14 @@ async def drain(flow: Flow[None], connection: AsyncConnection,
             break
         error = None
         try:
-            result = await perform(request, connection)
+            result = connection.perform_now(request)
+            if result is NOT_DONE:
+                result = await perform(request, connection)
+            elif result is WRITTEN_MUST_DRAIN:
+                assert isinstance(request, Write)
+                await connection.send(request.data, request.phase, request.timeout,
+                                      written=True)
+                result = None
         except SmtpError as failure:
             result = None
             error = failure

@@ -13,12 +13,15 @@ import socket
 
 from python_socks.async_.asyncio import Proxy as SocksConnector
 
-from mailwire.conversation.requests import TlsDetails, TransportDetails
+from mailwire.conversation.requests import Read, TlsDetails, TransportDetails, Write
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.endpoint import Endpoint
 from mailwire.transport.errors import translate
 from mailwire.transport.proxy import python_socks_arguments, translate_proxy_error
+
+NOT_DONE = object()
+WRITTEN_MUST_DRAIN = object()
 
 
 class _ReceiveProtocol(asyncio.Protocol):
@@ -141,13 +144,36 @@ class AsyncConnection:
         return self._details(TlsDetails(ssl_object.version() or "",
                                         (ssl_object.cipher() or ("",))[0], certificate))
 
-    async def send(self, data: bytes, phase: str, timeout: float) -> None:
+    def perform_now(self, request: object) -> object:
+        """A write that needs no waiting, or a read of bytes already received, done at once.
+
+        ``NOT_DONE``: nothing was done, await the request. ``WRITTEN_MUST_DRAIN``: the data was
+        written, await ``send(..., written=True)`` for the transport to drain."""
+        protocol = self._protocol
+        if protocol is None:
+            return NOT_DONE
+        if type(request) is Write:
+            transport = protocol.transport
+            if transport is None or protocol.closed or transport.is_closing():
+                return NOT_DONE
+            transport.write(request.data)
+            return WRITTEN_MUST_DRAIN if protocol.write_paused else None
+        if type(request) is Read and protocol.buffer:
+            data = bytes(protocol.buffer)
+            protocol.buffer.clear()
+            return data
+        return NOT_DONE
+
+    async def send(self, data: bytes, phase: str, timeout: float, *,
+                   written: bool = False) -> None:
+        """Write ``data`` (unless ``written`` already) and wait while the transport is full."""
         protocol = self._require_protocol()
         try:
             assert protocol.transport is not None
             if protocol.closed or protocol.transport.is_closing():
                 raise protocol.error or ConnectionResetError("connection closed")
-            protocol.transport.write(data)
+            if not written:
+                protocol.transport.write(data)
             if protocol.write_paused:
                 async with asyncio.timeout(timeout):
                     await protocol.writable()
