@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import socket
 import ssl
 from dataclasses import dataclass, field
 
-from mailwire.errors import SmtpConnectionError
-from mailwire.transport.proxy import Proxy
+from mailwire.errors import SmtpConnectionError, SmtpUsageError
+from mailwire.transport.proxy import Proxy, format_address
 from mailwire.transport.tls import TlsSettings
 
 LocalAddress = tuple[str, int]
@@ -17,7 +18,11 @@ _BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES, e
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """The server, the way to reach it (proxy, local address) and the TLS set-up."""
+    """The server, the way to reach it (proxy, local address) and the TLS set-up.
+
+    ``bind`` is the local ``(address, port)`` of the outgoing socket — to the server, or to
+    the proxy when there is one; port 0 lets the system choose.
+    """
 
     host: str
     port: int
@@ -26,19 +31,55 @@ class Endpoint:
     proxy: Proxy | None = None
     bind: LocalAddress | None = None
 
+    def __post_init__(self) -> None:
+        bind = self.bind
+        if bind is None:
+            return
+        if (not isinstance(bind, tuple | list) or len(bind) != 2
+                or not isinstance(bind[0], str) or isinstance(bind[1], bool)
+                or not isinstance(bind[1], int) or not 0 <= bind[1] < 65536):
+            raise SmtpUsageError(f"a local address to bind is a (host, port) pair, not {bind!r}")
+        object.__setattr__(self, "bind", (bind[0], bind[1]))
+
     @property
     def server_hostname(self) -> str:
         """The name the certificate must match (and the SNI): the SMTP host, without brackets."""
         return self.host.strip("[]")
 
+    @property
+    def connect_address(self) -> tuple[str, int]:
+        """The first hop of the connection: the proxy when there is one, else the server."""
+        if self.proxy is not None:
+            return self.proxy.host.strip("[]"), self.proxy.port
+        return self.server_hostname, self.port
+
     def describe(self) -> str:
-        return f"{self.host}:{self.port}"
+        return format_address(self.host, self.port)
+
+    def describe_bind(self) -> str:
+        return "no local address" if self.bind is None else format_address(*self.bind)
+
+    def bind_failure(self, error: OSError) -> SmtpConnectionError:
+        """The error for a local address that could not be bound (``error`` came from bind)."""
+        if isinstance(error, socket.gaierror) or error.errno == errno.EAFNOSUPPORT:
+            reason = f"not the address family (IPv4 or IPv6) of {self._first_hop()}"
+        else:
+            reason = (error.strerror or str(error)).lower()
+        return SmtpConnectionError(
+            f"cannot bind the local address {self.describe_bind()}: {reason}"
+        )
 
     def bind_error(self, error: OSError) -> SmtpConnectionError | None:
-        """A clear error when ``error`` came from binding the local address."""
+        """A clear error when ``error`` probably came from binding the local address.
+
+        For transports that cannot tell a bind failure from a connect failure (a library made
+        the socket); one that binds by itself uses ``bind_failure``.
+        """
         if self.bind is None or error.errno not in _BIND_ERRORS:
             return None
-        host, port = self.bind
-        return SmtpConnectionError(
-            f"cannot bind the local address {host}:{port}: {error.strerror or error}"
-        )
+        return self.bind_failure(error)
+
+    def _first_hop(self) -> str:
+        host, port = self.connect_address
+        where = "the proxy" if self.proxy is not None else "the server"
+        return f"{where} {format_address(host, port)}"

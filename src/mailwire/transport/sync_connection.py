@@ -6,6 +6,7 @@ import contextlib
 import select
 import socket
 import ssl
+from typing import Any
 
 from python_socks.sync import Proxy as SocksConnector
 
@@ -13,8 +14,16 @@ from mailwire.conversation.requests import TlsDetails, TransportDetails
 from mailwire.errors import ConnectionLostError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.endpoint import Endpoint
-from mailwire.transport.errors import translate
-from mailwire.transport.proxy import python_socks_arguments, translate_proxy_error
+from mailwire.transport.errors import translate, translate_handshake
+from mailwire.transport.proxy import (
+    HttpReplySocket,
+    check_target,
+    proxy_unreachable,
+    python_socks_arguments,
+    reads_reply_to_blank_line,
+    translate_proxy_error,
+)
+from mailwire.transport.tls import describe_offered
 
 RECEIVE_SIZE = 64 * 1024
 
@@ -48,7 +57,8 @@ class SyncConnection:
                                 endpoint.server_hostname, endpoint.tls)
         except Exception as error:
             self.close()
-            raise translate(error, "TLS handshake", self._where(), timeout) from error
+            offered = describe_offered(self._endpoint.tls) if self._endpoint else "?"
+            raise translate_handshake(error, self._where(), timeout, offered) from error
         certificate = wrapped.getpeercert(binary_form=True)
         return self._details(TlsDetails(wrapped.version() or "", (wrapped.cipher() or ("",))[0],
                                         certificate))
@@ -119,24 +129,101 @@ class SyncConnection:
 
 def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     """A connected TCP socket to the server, directly or through the proxy."""
-    host, port = endpoint.server_hostname, endpoint.port
     proxy = endpoint.proxy
     if proxy is None:
         try:
-            return socket.create_connection((host, port), timeout, source_address=endpoint.bind)
+            return _without_nagle(_open_tcp(endpoint, timeout))
+        except _BindFailure as failure:
+            raise endpoint.bind_failure(failure.error) from None
         except OSError as error:
-            raise (endpoint.bind_error(error)
-                   or translate(error, "connect", endpoint.describe(), timeout)) from error
+            raise translate(error, "connect", endpoint.describe(), timeout) from error
+    check_target(endpoint.server_hostname, proxy)
     try:
-        connector = SocksConnector(**python_socks_arguments(proxy))
-        sock: socket.socket = connector.connect(host, port, timeout=timeout,
-                                                local_addr=endpoint.bind)
+        sock = _open_tcp(endpoint, timeout)
+    except _BindFailure as failure:
+        raise endpoint.bind_failure(failure.error) from None
     except OSError as error:
-        bind_error = endpoint.bind_error(error.__cause__ if isinstance(error.__cause__, OSError)
-                                         else error)
-        raise (bind_error or translate_proxy_error(error, proxy, endpoint.describe(),
-                                                   timeout)) from None
+        raise proxy_unreachable(error, proxy, timeout) from None
+    try:
+        return _proxy_handshake(sock, endpoint, timeout)
     except Exception as error:
         raise translate_proxy_error(error, proxy, endpoint.describe(), timeout) from None
+
+
+class _BindFailure(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _open_tcp(endpoint: Endpoint, timeout: float) -> socket.socket:
+    """``socket.create_connection`` to the first hop, telling a failed bind from the rest."""
+    host, port = endpoint.connect_address
+    bind = endpoint.bind
+    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    bind_failure: OSError | None = None
+    connect_failure: OSError | None = None
+    for family, kind, protocol, _name, address in infos:
+        sock = socket.socket(family, kind, protocol)
+        try:
+            sock.settimeout(timeout)
+            if bind is not None:
+                try:
+                    sock.bind(bind)
+                except OSError as error:
+                    bind_failure = bind_failure or error
+                    sock.close()
+                    continue
+            sock.connect(address)
+        except OSError as error:
+            connect_failure = connect_failure or error
+            sock.close()
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if connect_failure is not None:
+        raise connect_failure
+    if bind_failure is not None:
+        raise _BindFailure(bind_failure)
+    raise OSError(f"no address for {host}")  # pragma: no cover - getaddrinfo never returns []
+
+
+class _GivenConnection:
+    """python-socks' ``forward`` hook: hands it the TCP connection already made to the proxy.
+
+    python-socks would connect by itself; doing it here keeps bind failures apart from an
+    unreachable proxy and lets the HTTP reply be read without swallowing the greeting.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def connect(self, *_args: Any, **_kwargs: Any) -> socket.socket:
+        return self._sock
+
+
+def _proxy_handshake(sock: socket.socket, endpoint: Endpoint, timeout: float) -> socket.socket:
+    proxy = endpoint.proxy
+    assert proxy is not None
+    if reads_reply_to_blank_line(proxy):
+        sock = HttpReplySocket.adopt(sock)
+    try:
+        forward: Any = _GivenConnection(sock)  # duck-typed: python-socks only calls connect()
+        connector = SocksConnector(**python_socks_arguments(proxy), forward=forward)
+        connector.connect(endpoint.server_hostname, endpoint.port, timeout=timeout)
+        if isinstance(sock, HttpReplySocket):
+            sock = sock.release()
+    except BaseException:
+        sock.close()
+        raise
     sock.settimeout(timeout)
+    return _without_nagle(sock)
+
+
+def _without_nagle(sock: socket.socket) -> socket.socket:
+    """Send small writes (commands, pipelined batches) at once instead of waiting for ACKs."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock

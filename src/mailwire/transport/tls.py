@@ -71,9 +71,14 @@ class TlsSettings:
                 raise SmtpUsageError("ssl_context is used unchanged: set the TLS versions, CA, "
                                      "client certificate and verification on it instead")
             return self.ssl_context
-        context = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cafile=self.ca_file, capath=self.ca_path
-        )
+        try:
+            context = ssl.create_default_context(
+                ssl.Purpose.SERVER_AUTH, cafile=self.ca_file, capath=self.ca_path
+            )
+        except (OSError, ssl.SSLError) as error:
+            where = self.ca_file if self.ca_file is not None else self.ca_path
+            raise SmtpUsageError(f"cannot load the certificate authorities from {where!r}: "
+                                 f"{getattr(error, 'strerror', None) or error}") from None
         if self.client_certificate is not None:
             certificate, key = (self.client_certificate
                                 if isinstance(self.client_certificate, tuple)
@@ -104,7 +109,8 @@ class TlsSettings:
         for flag, _version, _ in _VERSIONS:
             if not flag & wanted and chosen[0] < _version < chosen[-1]:
                 context.options |= _exclusion(flag)
-        if wanted & _LEGACY:
+        if wanted & ~missing & _LEGACY:
+            # OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level.
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
 
 
@@ -119,6 +125,17 @@ def _exclusion(flag: EncryptionProtocols) -> ssl.Options:
 
 def describe(protocols: EncryptionProtocols) -> str:
     return "|".join(flag.name or "" for flag, _v, _a in _VERSIONS if flag & protocols) or "NONE"
+
+
+def describe_offered(settings: TlsSettings) -> str:
+    """The TLS versions a handshake with ``settings`` offers, for error messages."""
+    if settings.ssl_context is not None:
+        return "the versions of the given ssl_context"
+    if not settings.protocols:
+        return "the runtime's default versions"
+    usable = settings.protocols if settings.exact_protocols else (
+        settings.protocols & runtime_protocols())
+    return describe(usable)
 
 
 def default_context() -> ssl.SSLContext:
