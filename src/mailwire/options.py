@@ -15,14 +15,10 @@ from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
 from mailwire.security import SecurityOptions
+from mailwire.transport import tls
 from mailwire.transport.endpoint import Endpoint, LocalAddress
 from mailwire.transport.proxy import HttpProxy, Proxy, SocksProxy, parse_proxy
-from mailwire.transport.tls import (
-    CertificateValidationCallback,
-    EncryptionProtocols,
-    TlsSettings,
-    runtime_protocols,
-)
+from mailwire.transport.tls import CertificateValidationCallback, EncryptionProtocols, TlsSettings
 
 BindEndpoint = LocalAddress | Callable[[tuple[str, int]], LocalAddress]
 
@@ -105,7 +101,7 @@ class ClientOptions:
 
     @supported_encryption.setter
     def supported_encryption(self, value: EncryptionProtocols) -> None:
-        self._encryption = value & runtime_protocols()
+        self._encryption = value & tls.runtime_protocols()
         self._exact_encryption = False
 
     def set_supported_encryption_unsafe(self, value: EncryptionProtocols) -> None:
@@ -132,17 +128,17 @@ class ClientOptions:
         )
 
     def endpoint(self) -> Endpoint:
-        tls = self.tls_settings()
+        settings = self.tls_settings()
         cached = self._context_cache
-        if cached is None or cached[0] != tls:
-            cached = self._context_cache = (tls, tls.context())
+        if cached is None or cached[0] != settings:
+            cached = self._context_cache = (settings, settings.context())
         port = self.effective_port
         proxy = self._proxy
         bind = self.bind_endpoint
         if callable(bind):
             remote = (proxy.host, proxy.port) if proxy is not None else (self.host, port)
             bind = bind(remote)
-        return Endpoint(self.host, port, cached[1], tls, proxy, bind)
+        return Endpoint(self.host, port, cached[1], settings, proxy, bind)
 
     def credentials(self) -> Credentials | None:
         if self.username is None:
