@@ -3,6 +3,7 @@
 from mailwire.async_client import AsyncSmtpClient
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.client import SmtpClient
+from mailwire.config import Settings, load_settings
 from mailwire.conversation.bulk import BulkResult, Outgoing
 from mailwire.errors import (
     AuthenticationError,
@@ -56,6 +57,7 @@ __all__ = [
     "Reply",
     "SecurityOptions",
     "SendResult",
+    "Settings",
     "SenderRefusedError",
     "SmtpClient",
     "SmtpConnectionError",
@@ -69,4 +71,5 @@ __all__ = [
     "SocksProxy",
     "SocksVersion",
     "TlsNotSpokenError",
+    "load_settings",
 ]

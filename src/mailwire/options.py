@@ -7,8 +7,10 @@ effect on the next connection. ``session_settings()`` freezes them for one conne
 
 from __future__ import annotations
 
+import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Self
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
 from mailwire.conversation.client_core import ClientCore
@@ -72,6 +74,21 @@ class ClientOptions:
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
         self._context_cache: tuple[TlsSettings, ssl.SSLContext] | None = None
         self._core = ClientCore(self.session_settings)
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | None = None, profile: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Self:
+        """A client from a configuration file (.NET app.config, TOML, ``[tool.mailwire]``) and
+        ``MAILWIRE_*`` variables; see ``mailwire.config`` for the keys and the search order."""
+        from mailwire.config import apply_settings, load_settings
+        from mailwire.config.client import require_host
+
+        settings = load_settings(path, profile, os.environ if environ is None else environ)
+        client = cls(require_host(settings))
+        apply_settings(settings, client)
+        return client
 
     # -- properties with rules -----------------------------------------------------------------
 

@@ -1,0 +1,139 @@
+"""The configuration keys: their names, how each is parsed, and where each comes from.
+
+A value always carries its ``Origin`` (file and line, environment variable, XML attribute), so
+every error names where the bad value was written. Keys are the same in every format; an
+environment variable is ``MAILWIRE_`` plus the key in upper case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailwire.config import values
+from mailwire.errors import ConfigError
+
+ENV_PREFIX = "MAILWIRE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a value was written: ``file`` and ``line`` when known, and the key as written."""
+
+    key: str
+    file: Path | None = None
+    line: int | None = None
+    base_dir: Path | None = None
+    """Relative paths and secret commands are taken relative to this folder."""
+
+    def describe(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        return f"{where}{self.key}"
+
+    def error(self, problem: str) -> ConfigError:
+        return ConfigError(f"{self.describe()}: {problem}")
+
+    @property
+    def folder(self) -> Path:
+        return self.base_dir if self.base_dir is not None else Path.cwd()
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A value as read, before parsing."""
+
+    value: object
+    origin: Origin
+
+
+Layer = dict[str, Raw]
+"""The keys one source (a table of a file, the environment) sets."""
+
+
+@dataclass(slots=True)
+class FileSettings:
+    """What one file says: its defaults, its profiles, and the default profile's name."""
+
+    path: Path
+    defaults: Layer
+    profiles: dict[str, Layer] = field(default_factory=dict)
+    default_profile: str | None = None
+    default_profile_origin: Origin | None = None
+
+
+def _plain(parse: Callable[[object], Any]) -> Callable[[object, Path], Any]:
+    return lambda value, _base: parse(value)
+
+
+PARSERS: dict[str, Callable[[object, Path], Any]] = {
+    "host": _plain(values.text),
+    "port": _plain(values.port),
+    "username": _plain(values.text),
+    "password": _plain(values.secret),
+    "password_env": _plain(values.text),
+    "password_command": _plain(values.command),
+    "oauth_token": _plain(values.secret),
+    "oauth_token_env": _plain(values.text),
+    "oauth_token_command": _plain(values.command),
+    "security": _plain(values.security),
+    "timeout": _plain(values.seconds),
+    "greeting_timeout": _plain(values.seconds),
+    "local_hostname": _plain(values.text),
+    "sender": _plain(values.text),
+    "proxy": _plain(values.proxy_url),
+    "bind": _plain(values.bind_address),
+    "tls_versions": _plain(values.tls_versions),
+    "ca_file": values.file_path,
+    "ca_path": values.directory_path,
+    "client_certificate": values.file_path,
+    "client_key": values.file_path,
+    "insecure_skip_verify": _plain(values.boolean),
+    "allowed_mechanisms": _plain(values.mechanisms),
+    "allow_plaintext_credentials": _plain(values.boolean),
+}
+"""Every key a file, a profile or the environment may set."""
+
+SECRET_SLOTS: dict[str, tuple[str, ...]] = {
+    "password": ("password", "password_env", "password_command"),
+    "oauth_token": ("oauth_token", "oauth_token_env", "oauth_token_command"),
+}
+"""Keys that are alternative ways to give one secret: a source that sets one of them replaces
+whatever a weaker source said through any of the others."""
+
+FILE_ONLY_KEYS = ("profile", "profiles")
+"""Top-level TOML keys: the default profile's name and the profile tables."""
+
+ENV_CONFIG = ENV_PREFIX + "CONFIG"
+ENV_PROFILE = ENV_PREFIX + "PROFILE"
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def unknown_key(name: str, origin: Origin, *, extra: tuple[str, ...] = ()) -> ConfigError:
+    known = (*PARSERS, *extra)
+    return origin.error(f"unknown key{values.suggest(name, known)}")
+
+
+def parse(key: str, raw: Raw) -> Any:
+    """The typed value of ``raw`` for ``key``, or a ConfigError naming where it was written."""
+    try:
+        return PARSERS[key](raw.value, raw.origin.folder)
+    except ValueError as error:
+        raise raw.origin.error(str(error)) from None
+
+
+def set_key(layer: Layer, key: str, raw: Raw) -> None:
+    """Add ``key`` to ``layer``, refusing two ways of giving the same secret in one place."""
+    for slot in SECRET_SLOTS.values():
+        if key in slot:
+            clash = next((other for other in slot if other != key and other in layer), None)
+            if clash is not None:
+                raise raw.origin.error(f"conflicts with {layer[clash].origin.describe()}; "
+                                       "give only one of them")
+    layer[key] = raw
