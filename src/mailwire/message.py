@@ -164,7 +164,9 @@ def _prepare_raw(
     recipients: str | Iterable[str] | None,
 ) -> PreparedMessage:
     header_bytes, rest = _split_header_section(stream)
-    fields = _envelope_fields(header_bytes)
+    envelope_given = sender is not None and recipients is not None
+    fields = ({} if envelope_given and b"bcc" not in header_bytes.lower()
+              else _envelope_fields(header_bytes))
     envelope_sender, envelope_recipients = _envelope(fields.get, sender, recipients)
     stripped = header_bytes
     if "bcc" in fields or "resent-bcc" in fields:

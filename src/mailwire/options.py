@@ -72,7 +72,6 @@ class ClientOptions:
         self.client_certificate = client_certificate
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
-        self._context_cache: tuple[TlsSettings, ssl.SSLContext] | None = None
         self._core = ClientCore(self.session_settings)
 
     @classmethod
@@ -146,16 +145,13 @@ class ClientOptions:
 
     def endpoint(self) -> Endpoint:
         settings = self.tls_settings()
-        cached = self._context_cache
-        if cached is None or cached[0] != settings:
-            cached = self._context_cache = (settings, settings.context())
         port = self.effective_port
         proxy = self._proxy
         bind = self.bind_endpoint
         if callable(bind):
             remote = (proxy.host, proxy.port) if proxy is not None else (self.host, port)
             bind = bind(remote)
-        return Endpoint(self.host, port, cached[1], settings, proxy, bind)
+        return Endpoint(self.host, port, settings, proxy, bind)
 
     def credentials(self) -> Credentials | None:
         if self.username is None:

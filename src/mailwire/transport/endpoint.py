@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from mailwire.errors import SmtpConnectionError, SmtpUsageError
 from mailwire.transport.proxy import Proxy, format_address
-from mailwire.transport.tls import TlsSettings
+from mailwire.transport.tls import TlsSettings, context_for
 
 LocalAddress = tuple[str, int]
 _BIND_ERRORS = frozenset({errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES, errno.EINVAL,
@@ -26,10 +26,14 @@ class Endpoint:
 
     host: str
     port: int
-    ssl_context: ssl.SSLContext
     tls: TlsSettings = field(default_factory=TlsSettings)
     proxy: Proxy | None = None
     bind: LocalAddress | None = None
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context, built the first time TLS is used with these settings."""
+        return context_for(self.tls)
 
     def __post_init__(self) -> None:
         bind = self.bind

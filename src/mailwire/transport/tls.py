@@ -7,6 +7,7 @@ folder) and the SMTP host name. ``EncryptionProtocols`` restricts the TLS versio
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,6 +137,13 @@ def describe_offered(settings: TlsSettings) -> str:
     usable = settings.protocols if settings.exact_protocols else (
         settings.protocols & runtime_protocols())
     return describe(usable)
+
+
+@functools.lru_cache(maxsize=16)
+def context_for(settings: TlsSettings) -> ssl.SSLContext:
+    """The context for ``settings``, built once (loading CAs costs milliseconds) and shared by
+    every connection, thread and client with the same settings."""
+    return settings.context()
 
 
 def default_context() -> ssl.SSLContext:
