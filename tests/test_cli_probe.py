@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mailwire.devserver import Certificates, DevServer, TlsMode
-from tests.support.proxies import RunningProxy
 from tests.support.cli import run_cli
+from tests.support.proxies import RunningProxy
 
 StartServer = Callable[..., DevServer]
 FAST = ("--timeout", "3", "--greeting-timeout", "0.5")
