@@ -49,7 +49,7 @@ def parse(pieces: list[bytes]) -> Outcome:
             while (reply := parser.next_reply()) is not None:
                 replies.append(reply)
                 Capabilities.from_ehlo(reply)
-            assert len(parser._buffer) <= MAX_LINE, "partial line over the cap"
+            assert len(parser._data) - parser._position <= MAX_LINE, "partial line over the cap"
             assert len(parser._lines) < MAX_LINES, "pending lines over the cap"
     except SmtpProtocolError as exc:
         return replies, type(exc)

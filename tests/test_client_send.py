@@ -469,10 +469,23 @@ def test_8bit_message_without_8bitmime_is_refused_before_mail(
     server.wait()
 
 
-def test_8bit_raw_data_without_8bitmime_is_never_completed(
+def test_8bit_bytes_without_8bitmime_are_refused_before_mail(
     scripted_server: ScriptedServerFactory,
 ) -> None:
-    """Raw bytes are checked as they stream; the end-of-data marker must never be sent."""
+    """Bytes in memory are checked before anything is sent; the connection stays usable."""
+    server = scripted_server(*handshake([]), Expect(b"NOOP"), Reply(250, "ok"), *goodbye())
+    with plain_client(server) as client:
+        with pytest.raises(MessageError, match="8BITMIME"):
+            client.send(SMALL + "Grüße\r\n".encode())
+        client.noop()
+    server.wait()
+    assert not any(line.startswith(b"MAIL") for line in server.received)
+
+
+def test_8bit_streamed_data_without_8bitmime_is_never_completed(
+    scripted_server: ScriptedServerFactory,
+) -> None:
+    """A stream is checked as it goes; the end-of-data marker must never be sent."""
     server = scripted_server(
         *handshake([]),
         Expect(b"MAIL FROM:"),
@@ -484,7 +497,7 @@ def test_8bit_raw_data_without_8bitmime_is_never_completed(
         ExpectClose(),
     )
     with plain_client(server) as client, pytest.raises(MessageError, match="8BITMIME"):
-        client.send(SMALL + "Grüße\r\n".encode())
+        client.send(iter([SMALL, "Grüße\r\n".encode()]))
     server.wait()
     assert not server.received[-1].endswith(b"\r\n.\r\n")
 

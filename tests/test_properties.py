@@ -56,7 +56,7 @@ def parse_pieces(pieces: list[bytes]) -> Outcome:
                 replies.append(reply)
             # Once drained, the parser holds at most one partial line and fewer than
             # MAX_LINES pending lines, whatever the server sent.
-            assert len(parser._buffer) <= MAX_LINE
+            assert len(parser._data) - parser._position <= MAX_LINE
             assert len(parser._lines) < MAX_LINES
             assert all(len(line) <= MAX_LINE for line in parser._lines)
             assert parser.buffered <= MAX_LINE * (MAX_LINES + 1)

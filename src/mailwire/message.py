@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import email.generator
 import email.policy
+import itertools
 import os
 import re
 from collections import deque
@@ -60,6 +61,12 @@ def prepare(
     """Validate the envelope and set up the chunk stream of ``message``."""
     if isinstance(message, Message):
         return _prepare_email(message, sender, recipients, utf8_headers)
+    if type(message) is bytes and len(message) <= CHUNK_SIZE:
+        match = _HEADER_END.search(message)
+        if match is not None:
+            end = match.end()
+            return _prepare_raw(message[:end], iter((message[end:],)), len(message), sender,
+                                recipients, eight_bit=not message.isascii())
     if isinstance(message, bytes | bytearray | memoryview):
         view = memoryview(message).cast("B")
         size: int | None = len(view)
@@ -78,7 +85,8 @@ def prepare(
     else:
         size = None
         stream = iter(message)
-    return _prepare_raw(stream, size, sender, recipients)
+    header_bytes, rest = _split_header_section(stream)
+    return _prepare_raw(header_bytes, rest, size, sender, recipients)
 
 
 def _slices(view: memoryview) -> Iterator[bytes]:
@@ -158,12 +166,14 @@ class _PieceSink:
 
 
 def _prepare_raw(
-    stream: Iterator[bytes],
+    header_bytes: bytes,
+    rest: Iterator[bytes],
     size: int | None,
     sender: str | None,
     recipients: str | Iterable[str] | None,
+    *,
+    eight_bit: bool | None = None,
 ) -> PreparedMessage:
-    header_bytes, rest = _split_header_section(stream)
     envelope_given = sender is not None and recipients is not None
     fields = ({} if envelope_given and b"bcc" not in header_bytes.lower()
               else _envelope_fields(header_bytes))
@@ -174,16 +184,12 @@ def _prepare_raw(
         if size is not None:
             size -= len(header_bytes) - len(stripped)
 
-    def chunks() -> Iterator[bytes]:
-        yield stripped
-        yield from rest
-
     return PreparedMessage(
         sender=envelope_sender,
         recipients=envelope_recipients,
-        chunks=chunks(),
+        chunks=itertools.chain((stripped,), rest),
         size=size,
-        eight_bit=None,
+        eight_bit=eight_bit,
         needs_smtputf8=_needs_smtputf8(envelope_sender, envelope_recipients)
         or not stripped.isascii(),
     )

@@ -54,12 +54,14 @@ class Reply:
 class ReplyParser:
     """Turns a byte stream from the server into ``Reply`` objects."""
 
-    __slots__ = ("_buffer", "_code", "_lines", "_pending_bytes", "max_line_length", "max_lines")
+    __slots__ = ("_code", "_data", "_lines", "_pending_bytes", "_position", "max_line_length",
+                 "max_lines")
 
     def __init__(
         self, *, max_line_length: int = DEFAULT_MAX_LINE_LENGTH, max_lines: int = DEFAULT_MAX_LINES
     ) -> None:
-        self._buffer = bytearray()
+        self._data = b""
+        self._position = 0
         self._lines: list[str] = []
         self._pending_bytes = 0
         self._code = 0
@@ -69,55 +71,67 @@ class ReplyParser:
     @property
     def buffered(self) -> int:
         """How many received bytes are not part of a reply handed out yet."""
-        return len(self._buffer) + self._pending_bytes
+        return len(self._data) - self._position + self._pending_bytes
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        if self._position:
+            self._data = self._data[self._position :] + data
+            self._position = 0
+        else:
+            self._data += data
 
     def clear(self) -> None:
-        self._buffer.clear()
+        self._data = b""
+        self._position = 0
         self._lines.clear()
         self._pending_bytes = 0
 
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None until more bytes are fed."""
-        buffer = self._buffer
-        start = 0
-        try:
-            while True:
-                end = buffer.find(b"\n", start)
-                if end < 0:
-                    if len(buffer) - start > self.max_line_length:
-                        raise SmtpProtocolError(
-                            f"reply line longer than {self.max_line_length} bytes"
-                        )
-                    return None
-                if end - start > self.max_line_length:
-                    raise SmtpProtocolError(f"reply line longer than {self.max_line_length} bytes")
-                line = bytes(buffer[start:end])
-                start = end + 1
-                self._pending_bytes += len(line) + 1
-                reply = self._take_line(line[:-1] if line.endswith(b"\r") else line)
-                if reply is not None:
-                    return reply
-        finally:
-            del buffer[:start]
+        data = self._data
+        position = self._position
+        limit = self.max_line_length
+        while True:
+            end = data.find(b"\n", position)
+            if end < 0 or end - position > limit:
+                if end >= 0 or len(data) - position > limit:
+                    raise SmtpProtocolError(f"reply line longer than {limit} bytes")
+                self._position = position
+                return None
+            stop = end - 1 if end > position and data[end - 1] == 0x0D else end
+            self._pending_bytes += end + 1 - position
+            reply = self._take_line(data, position, stop)
+            position = end + 1
+            if reply is not None:
+                if position == len(data):
+                    self._data = b""
+                    position = 0
+                self._position = position
+                return reply
 
-    def _take_line(self, line: bytes) -> Reply | None:
-        if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in b" -"):
-            raise SmtpProtocolError(f"malformed reply line {line[:80]!r}")
-        code = int(line[:3])
+    def _take_line(self, data: bytes, start: int, stop: int) -> Reply | None:
+        """The line ``data[start:stop]``: a reply when it completes one."""
+        head = data[start : start + 3]
+        separator = data[start + 3] if stop > start + 3 else 0x20
+        if stop - start < 3 or not head.isdigit() or separator not in (0x20, 0x2D):
+            raise SmtpProtocolError(f"malformed reply line {data[start:min(stop, start + 80)]!r}")
+        code = int(head)
         if not 200 <= code <= 599:
             raise SmtpProtocolError(f"reply code {code} out of range")
-        if self._lines and code != self._code:
+        text = data[start + 4 : stop].decode("utf-8", "replace") if stop > start + 4 else ""
+        lines = self._lines
+        if separator == 0x20 and not lines:
+            self._pending_bytes = 0
+            return Reply(code, (text,))
+        if lines and code != self._code:
             raise SmtpProtocolError(f"multi-line reply changed code from {self._code} to {code}")
         self._code = code
-        self._lines.append(line[4:].decode("utf-8", "replace"))
-        if len(line) > 3 and line[3] == 0x2D:  # "-": more lines follow
-            if len(self._lines) >= self.max_lines:
+        lines.append(text)
+        if separator == 0x2D:
+            if len(lines) >= self.max_lines:
                 raise SmtpProtocolError(f"multi-line reply longer than {self.max_lines} lines")
             return None
-        lines = tuple(self._lines)
-        self._lines.clear()
+        reply = Reply(code, tuple(lines))
+        lines.clear()
         self._pending_bytes = 0
-        return Reply(code, lines)
+        return reply
