@@ -20,7 +20,12 @@ from mailwire.security import SecurityOptions
 from mailwire.transport import tls
 from mailwire.transport.endpoint import Endpoint, LocalAddress
 from mailwire.transport.proxy import HttpProxy, Proxy, SocksProxy, parse_proxy
-from mailwire.transport.tls import CertificateValidationCallback, EncryptionProtocols, TlsSettings
+from mailwire.transport.tls import (
+    CertificateValidationCallback,
+    EncryptionProtocols,
+    TlsSettings,
+    context_for,
+)
 
 BindEndpoint = LocalAddress | Callable[[tuple[str, int]], LocalAddress]
 
@@ -145,6 +150,8 @@ class ClientOptions:
 
     def endpoint(self) -> Endpoint:
         settings = self.tls_settings()
+        if self._security is not SecurityOptions.NONE:
+            context_for(settings)  # a TLS option that cannot work fails here, before connecting
         port = self.effective_port
         proxy = self._proxy
         bind = self.bind_endpoint
