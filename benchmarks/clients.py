@@ -139,6 +139,19 @@ def mailwire_send_many(target: Target, count: int, connections: int) -> Outcome:
     return outcome
 
 
+def mailwire_send_many_processes(target: Target, count: int, connections: int) -> Outcome:
+    """``SmtpClient.send_many(processes=...)``: the connections spread over worker processes
+    (up to two per core), so that bulk sending is not bounded by one core."""
+    outcome = Outcome()
+    item = mailwire.Outgoing(target.message, SENDER, [RECIPIENT])
+    processes = min(connections, 2 * (os.cpu_count() or 1))
+    with mailwire.SmtpClient(HOST, target.port, security="none", timeout=TIMEOUT) as client:
+        for result in client.send_many(itertools.repeat(item, count), connections=connections,
+                                       processes=processes):
+            _bulk_outcome(outcome, result)
+    return outcome
+
+
 def mailwire_async_send_many(target: Target, count: int, connections: int) -> Outcome:
     """``AsyncSmtpClient.send_many``: pipelined, several connections as tasks on one loop."""
     outcome = Outcome()
@@ -215,6 +228,7 @@ def smtp_source(target: Target, count: int, connections: int) -> Outcome:
 SENDERS: dict[str, Sender] = {
     "mailwire-send": mailwire_send_loop,
     "mailwire-send-many": mailwire_send_many,
+    "mailwire-send-many-processes": mailwire_send_many_processes,
     "mailwire-async-send-many": mailwire_async_send_many,
     "smtplib": smtplib_loop,
     "aiosmtplib": aiosmtplib_loop,

@@ -24,6 +24,7 @@ MIB = 1024 * 1024
 SMALL_CLIENTS = {
     "mailwire-send": "mailwire send() loop",
     "mailwire-send-many": "mailwire send_many()",
+    "mailwire-send-many-processes": "mailwire send_many(processes)",
     "mailwire-async-send-many": "mailwire async send_many()",
     "smtplib": "smtplib sendmail() loop",
     "aiosmtplib": "aiosmtplib sendmail() loop",

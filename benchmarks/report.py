@@ -13,7 +13,7 @@ from benchmarks.measure import MIB, SETUP_MODES
 
 PEERS_SMALL = ("smtplib", "aiosmtplib", "smtp-source")
 PEERS_LARGE = ("smtplib", "aiosmtplib")
-MAILWIRE_BULK = ("mailwire-send-many", "mailwire-async-send-many")
+MAILWIRE_BULK = ("mailwire-send-many", "mailwire-send-many-processes", "mailwire-async-send-many")
 AUTO_MARGIN_MS = 50.0
 
 

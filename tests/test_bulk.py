@@ -6,9 +6,11 @@ import pytest
 
 from mailwire import (
     DeliveryUnknownError,
+    MessageError,
     Outgoing,
     RecipientsRefusedError,
     SenderRefusedError,
+    SmtpClient,
 )
 from mailwire.devserver import DevServer
 from tests.support.clients import ClientFactory
@@ -192,3 +194,28 @@ def test_attempts_are_bounded(scripted_server: ScriptedServerFactory,
     assert not result.sent and result.attempts == 3 and result.error is not None
     assert result.error.code == 421
     assert server.connection_count == 3
+
+
+def test_connections_spread_over_worker_processes(smtp_server: type[DevServer]) -> None:
+    server = smtp_server(refuse_recipients={"bad@example.org"})
+    count = 300
+    messages: list[object] = [Outgoing(raw(index), recipients=["bad@example.org"])
+                              if index % 7 == 3 else raw(index) for index in range(count)]
+    messages.append(chunk for chunk in [raw(count)])
+    with SmtpClient("127.0.0.1", server.port, security="none") as client:
+        results = list(client.send_many(messages, connections=3, processes=3,  # type: ignore[arg-type]
+                                        retry_delay=0.01))
+    by_index = {result.index: result for result in results}
+    assert sorted(by_index) == list(range(count + 1))
+    for index in range(count):
+        if index % 7 == 3:
+            error = by_index[index].error
+            assert isinstance(error, RecipientsRefusedError)
+            assert error.refused["bad@example.org"].code == 550
+        else:
+            assert by_index[index].sent
+    assert isinstance(by_index[count].error, MessageError)
+    sent = count - len(range(3, count, 7))
+    received = server.wait_for_messages(sent)
+    assert len(received) == sent
+    assert len({message.peer for message in received}) >= 2

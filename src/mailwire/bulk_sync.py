@@ -7,6 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 
+from mailwire.bulk_processes import send_many_in_processes
 from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing, WorkQueue, worker
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
@@ -25,11 +26,16 @@ def send_many(
     messages: Iterable[MessageInput | Outgoing],
     options: BulkOptions,
     progress: Progress | None,
+    processes: int = 1,
 ) -> Iterator[BulkResult]:
     """Results in the order messages complete (input order on one connection)."""
     total = len(messages) if isinstance(messages, Sized) else None
     work = WorkQueue(messages, options)
-    if options.connections == 1:
+    outcomes: Iterator[BulkResult]
+    if processes > 1:
+        outcomes = send_many_in_processes(messages, settings, options,
+                                          min(processes, options.connections))
+    elif options.connections == 1:
         results: deque[BulkResult] = deque()
         flow = worker(core, work, results.append, options, quit_at_end=False)
         outcomes = sync_driver.drain(flow, connection, results)

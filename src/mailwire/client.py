@@ -111,6 +111,7 @@ class SmtpClient(ClientOptions):
         messages_per_connection: int | None = None,
         rate_limit: float | None = None,
         progress: Progress | None = None,
+        processes: int = 1,
     ) -> Iterator[BulkResult]:
         """Send many messages, pipelined where the server allows; results as they complete.
 
@@ -119,13 +120,15 @@ class SmtpClient(ClientOptions):
         order, on this client's connection; with several, in completion order on new
         connections (``BulkResult.index`` is the input position). Transient failures are retried
         ``max_attempts`` times in all, waiting ``retry_delay`` seconds, doubled each time;
-        ``rate_limit`` caps messages per second over all connections.
+        ``rate_limit`` caps messages per second over all connections (per process when
+        ``processes`` > 1). ``processes`` spreads the connections over that many worker
+        processes, to use more than one core; the messages must then be picklable.
         """
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit)
         return bulk_sync.send_many(self._core, self._connection, self.session_settings,
-                                   messages, options, progress)
+                                   messages, options, progress, processes)
 
     def quit(self) -> None:
         """Say QUIT and close the connection; harmless when not connected."""

@@ -32,7 +32,7 @@ connection errors also inherit the matching builtin, so ``except TimeoutError`` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mailwire.protocol.replies import Reply
@@ -47,6 +47,10 @@ class SmtpError(Exception):
         super().__init__(message)
         self.reply = reply
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle any subclass whatever its constructor takes (results cross processes)."""
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
     @property
     def code(self) -> int | None:
         return None if self.reply is None else self.reply.code
@@ -58,6 +62,13 @@ class SmtpError(Exception):
     @property
     def text(self) -> str | None:
         return None if self.reply is None else self.reply.text
+
+
+def _rebuild(kind: type[SmtpError], args: tuple[Any, ...], state: dict[str, Any]) -> SmtpError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class SmtpUsageError(SmtpError, ValueError):

@@ -94,8 +94,12 @@ class Job:
 class WorkQueue:
     """Hands out jobs to the workers of every connection; safe to share between threads."""
 
-    def __init__(self, messages: Iterable[MessageInput | Outgoing], options: BulkOptions) -> None:
-        self._source: Iterator[tuple[int, MessageInput | Outgoing]] = enumerate(messages)
+    def __init__(self, messages: Iterable[MessageInput | Outgoing], options: BulkOptions, *,
+                 numbered: Iterable[tuple[int, MessageInput | Outgoing]] | None = None) -> None:
+        """Jobs from ``messages`` in order, or from ``numbered`` (input position, message)
+        pairs when a share of the input is handed over from elsewhere."""
+        self._source: Iterator[tuple[int, MessageInput | Outgoing]] = (
+            iter(numbered) if numbered is not None else enumerate(messages))
         self._options = options
         self._lock = threading.Lock()
         self._retries: list[tuple[float, int, Job]] = []
