@@ -2,7 +2,8 @@
 
 Loopback accepts connections from any 127/8 source, so a server on 127.0.0.1 sees which of
 127.0.0.2 and 127.0.0.3 the client bound. 192.0.2.1 (TEST-NET-1) is on no machine: binding
-it fails before any packet is sent.
+it fails before any packet is sent. Every test runs against ``SmtpClient`` and
+``AsyncSmtpClient`` (the ``make_client`` fixture).
 """
 
 from __future__ import annotations
@@ -16,28 +17,43 @@ import pytest
 from mailwire import (
     ProxyError,
     SecurityOptions,
-    SmtpClient,
     SmtpConnectionError,
     SmtpTimeoutError,
     SmtpUsageError,
     SocksProxy,
 )
+from mailwire.client import simple_message
 from mailwire.devserver import DevServer
+from mailwire.results import SendResult
+from tests.support.clients import Client, ClientFactory
 from tests.support.proxies import LOOPBACK, RunningProxy, free_port
 
 SENDER = "sender@example.com"
 RECIPIENT = "rcpt@example.org"
 NOT_HERE = "192.0.2.1"
 StartServer = Callable[..., DevServer]
+Plain = Callable[..., Client]
 
 
-def plain(host: str, port: int, **options: Any) -> SmtpClient:
-    return SmtpClient(host, port, security=SecurityOptions.NONE, timeout=5.0, **options)
+@pytest.fixture
+def plain(make_client: ClientFactory) -> Plain:
+    """``plain(host, port, **options)``: a plaintext client, sync or async."""
+
+    def make(host: str, port: int, **options: Any) -> Client:
+        options.setdefault("timeout", 5.0)
+        return make_client(host, port, security=SecurityOptions.NONE, **options)
+
+    return make
 
 
-def send_one(client: SmtpClient) -> None:
+def send_mail(client: Client) -> SendResult:
+    """``send_mail`` of either client (the blocking face of the async one has only ``send``)."""
+    return client.send(simple_message(SENDER, RECIPIENT, "bound", "from a chosen address", None))
+
+
+def send_one(client: Client) -> None:
     with client:
-        client.send_mail(SENDER, RECIPIENT, "bound", "from a chosen address")
+        send_mail(client)
 
 
 def ipv6_loopback() -> bool:
@@ -54,27 +70,27 @@ def ipv6_loopback() -> bool:
 @pytest.mark.parametrize("source", ["127.0.0.2", "127.0.0.3"])
 @pytest.mark.parametrize("listen", ["127.0.0.1", "0.0.0.0"])
 def test_server_sees_the_bound_address(
-    source: str, listen: str, smtp_server: StartServer,
+    source: str, listen: str, smtp_server: StartServer, plain: Plain,
 ) -> None:
     server = smtp_server(host=listen)
     client = plain(LOOPBACK, server.port, bind_endpoint=(source, 0))
     with client:
         info = client.connect()
-        client.send_mail(SENDER, RECIPIENT, "bound", "from a chosen address")
+        send_mail(client)
     [message] = server.wait_for_messages(1)
     assert message.peer[0] == source
     assert info.local_address[0] == source
     assert message.peer[1] == info.local_address[1]
 
 
-def test_bound_port_is_used(smtp_server: StartServer) -> None:
+def test_bound_port_is_used(smtp_server: StartServer, plain: Plain) -> None:
     server = smtp_server()
     port = free_port("127.0.0.2")
     send_one(plain(LOOPBACK, server.port, bind_endpoint=("127.0.0.2", port)))
     assert server.wait_for_messages(1)[0].peer == ("127.0.0.2", port)
 
 
-def test_each_connection_binds_again(smtp_server: StartServer) -> None:
+def test_each_connection_binds_again(smtp_server: StartServer, plain: Plain) -> None:
     """Changing the attribute takes effect on the next connection."""
     server = smtp_server()
     client = plain(LOOPBACK, server.port, bind_endpoint=("127.0.0.2", 0))
@@ -87,7 +103,9 @@ def test_each_connection_binds_again(smtp_server: StartServer) -> None:
     assert peers == ["127.0.0.2", "127.0.0.3", "127.0.0.1"]
 
 
-def test_callable_receives_the_server_and_its_answer_is_used(smtp_server: StartServer) -> None:
+def test_callable_receives_the_server_and_its_answer_is_used(
+    smtp_server: StartServer, plain: Plain,
+) -> None:
     server = smtp_server()
     asked: list[tuple[str, int]] = []
 
@@ -101,7 +119,7 @@ def test_callable_receives_the_server_and_its_answer_is_used(smtp_server: StartS
 
 
 def test_callable_receives_the_proxy_when_there_is_one(
-    socks5_proxy: RunningProxy, smtp_server: StartServer,
+    socks5_proxy: RunningProxy, smtp_server: StartServer, plain: Plain,
 ) -> None:
     server = smtp_server()
     asked: list[tuple[str, int]] = []
@@ -113,7 +131,7 @@ def test_callable_receives_the_proxy_when_there_is_one(
     client = plain("localhost", server.port, proxy=socks5_proxy.url, bind_endpoint=choose)
     with client:
         info = client.connect()
-        client.send_mail(SENDER, RECIPIENT, "bound", "to the proxy")
+        send_mail(client)
     assert asked == [socks5_proxy.address]
     # The socket to the proxy is the bound one; the server is reached by the proxy.
     assert info.local_address[0] == "127.0.0.3"
@@ -128,12 +146,14 @@ def recording_listener() -> Iterator[tuple[socket.socket, int]]:
         yield listener, listener.getsockname()[1]
 
 
-def test_proxy_sees_the_bound_address(recording_listener: tuple[socket.socket, int]) -> None:
+def test_proxy_sees_the_bound_address(
+    recording_listener: tuple[socket.socket, int], plain: Plain,
+) -> None:
     """With a proxy, the bind applies to the connection to the proxy: a listener standing in
     for the proxy sees where it came from (and then never answers)."""
     listener, port = recording_listener
-    client = SmtpClient("localhost", 25, security="none", timeout=0.3,
-                        proxy=SocksProxy(LOOPBACK, port), bind_endpoint=("127.0.0.2", 0))
+    client = plain("localhost", 25, timeout=0.3, proxy=SocksProxy(LOOPBACK, port),
+                   bind_endpoint=("127.0.0.2", 0))
     with pytest.raises(SmtpTimeoutError, match="proxy handshake"):
         client.connect()
     accepted, peer = listener.accept()
@@ -142,7 +162,7 @@ def test_proxy_sees_the_bound_address(recording_listener: tuple[socket.socket, i
 
 
 @pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxy"])
-def test_address_not_on_this_machine(proxied: bool, smtp_server: StartServer) -> None:
+def test_address_not_on_this_machine(proxied: bool, smtp_server: StartServer, plain: Plain) -> None:
     server = smtp_server()
     options: dict[str, Any] = {"bind_endpoint": (NOT_HERE, 0)}
     if proxied:
@@ -156,7 +176,7 @@ def test_address_not_on_this_machine(proxied: bool, smtp_server: StartServer) ->
     assert "assign" in str(caught.value)  # EADDRNOTAVAIL: cannot assign requested address
 
 
-def test_port_in_use(smtp_server: StartServer) -> None:
+def test_port_in_use(smtp_server: StartServer, plain: Plain) -> None:
     server = smtp_server()
     with socket.create_server(("127.0.0.2", 0)) as taken:
         port = taken.getsockname()[1]
@@ -165,7 +185,7 @@ def test_port_in_use(smtp_server: StartServer) -> None:
             client.connect()
 
 
-def test_ipv6_address_for_an_ipv4_server(smtp_server: StartServer) -> None:
+def test_ipv6_address_for_an_ipv4_server(smtp_server: StartServer, plain: Plain) -> None:
     if not ipv6_loopback():
         pytest.skip("no IPv6 loopback")
     server = smtp_server()
@@ -176,7 +196,7 @@ def test_ipv6_address_for_an_ipv4_server(smtp_server: StartServer) -> None:
     assert f"the server {LOOPBACK}:{server.port}" in str(caught.value)
 
 
-def test_ipv6(smtp_server: StartServer) -> None:
+def test_ipv6(smtp_server: StartServer, plain: Plain) -> None:
     if not ipv6_loopback():
         pytest.skip("no IPv6 loopback")
     server = smtp_server(host="::1")
@@ -186,7 +206,7 @@ def test_ipv6(smtp_server: StartServer) -> None:
     assert peer == ("::1", port)
 
 
-def test_name_with_both_families_uses_the_bound_one(smtp_server: StartServer) -> None:
+def test_name_with_both_families_uses_the_bound_one(smtp_server: StartServer, plain: Plain) -> None:
     """``localhost`` may resolve to ::1 first; binding 127.0.0.2 still reaches the IPv4
     server instead of failing on the IPv6 address."""
     server = smtp_server()
@@ -205,7 +225,7 @@ def free_port_v6() -> int:
     "value",
     ["127.0.0.2", ("127.0.0.2",), ("127.0.0.2", "25"), ("127.0.0.2", 70000), (2130706434, 0)],
 )
-def test_malformed_local_address(value: Any, smtp_server: StartServer) -> None:
+def test_malformed_local_address(value: Any, smtp_server: StartServer, plain: Plain) -> None:
     server = smtp_server()
     client = plain(LOOPBACK, server.port, bind_endpoint=value)
     with pytest.raises(SmtpUsageError, match="local address"):

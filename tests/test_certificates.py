@@ -3,7 +3,8 @@ validation callback, client certificates and the loudly named way to skip verifi
 
 Servers are aiosmtpd in STARTTLS or implicit-TLS mode with certificates from trustme: the
 session's (CA + a certificate for localhost, 127.0.0.1 and ::1), one for the wrong host from
-the same CA, and one from an unknown CA.
+the same CA, and one from an unknown CA. Every test that connects runs against ``SmtpClient`` and
+``AsyncSmtpClient`` (the ``make_client`` fixture).
 """
 
 from __future__ import annotations
@@ -24,36 +25,50 @@ from mailwire import (
     ConnectionLostError,
     EncryptionProtocols,
     SecurityOptions,
-    SmtpClient,
     SmtpSecurityError,
     SmtpUsageError,
 )
+from mailwire.client import simple_message
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.results import SendResult
+from tests.support.clients import Client, ClientFactory
 from tests.support.proxies import RunningProxy
 
 SENDER = "sender@example.com"
 RECIPIENT = "rcpt@example.org"
 StartServer = Callable[..., DevServer]
+ClientFor = Callable[..., Client]
 MODES = {TlsMode.STARTTLS: SecurityOptions.SSL_EXPLICIT,
          TlsMode.IMPLICIT: SecurityOptions.SSL_IMPLICIT}
 pytestmark = pytest.mark.filterwarnings("ignore:Parsed a serial number:UserWarning")
 BOTH = pytest.mark.parametrize("tls", list(MODES), ids=lambda mode: mode.value)
 
 
-def client_for(server: DevServer, **options: Any) -> SmtpClient:
-    options.setdefault("timeout", 5.0)
-    return SmtpClient("localhost", server.port, security=MODES[server.tls], **options)
+@pytest.fixture
+def client_for(make_client: ClientFactory) -> ClientFor:
+    """``client_for(server, **options)``: a client (sync or async) for ``server``'s mode."""
+
+    def make(server: DevServer, **options: Any) -> Client:
+        options.setdefault("timeout", 5.0)
+        return make_client("localhost", server.port, security=MODES[server.tls], **options)
+
+    return make
 
 
-def send_one(client: SmtpClient, server: DevServer) -> None:
+def send_mail(client: Client, subject: str, body: str) -> SendResult:
+    """``send_mail`` of either client (the blocking face of the async one has only ``send``)."""
+    return client.send(simple_message(SENDER, RECIPIENT, subject, body, None))
+
+
+def send_one(client: Client, server: DevServer) -> None:
     with client:
-        client.send_mail(SENDER, RECIPIENT, "certificates", "checked")
+        send_mail(client, "certificates", "checked")
     assert len(server.wait_for_messages(1)) == 1
 
 
-def refused(client: SmtpClient, server: DevServer) -> SmtpSecurityError:
+def refused(client: Client, server: DevServer) -> SmtpSecurityError:
     with pytest.raises(SmtpSecurityError) as caught:
-        client.send_mail(SENDER, RECIPIENT, "never", "sent")
+        send_mail(client, "never", "sent")
     assert server.messages == []
     return caught.value
 
@@ -80,7 +95,8 @@ def san_names(certificate: x509.Certificate) -> list[str]:
 
 @BOTH
 def test_wrong_host(tls: TlsMode, smtp_server: StartServer, certificates: Certificates,
-                    wrong_host_certificates: Certificates) -> None:
+                    wrong_host_certificates: Certificates,
+                    client_for: ClientFor) -> None:
     server = smtp_server(tls=tls, certificates=wrong_host_certificates)
     error = refused(client_for(server, ca_file=str(certificates.ca_file)), server)
     assert "certificate" in str(error)
@@ -89,20 +105,23 @@ def test_wrong_host(tls: TlsMode, smtp_server: StartServer, certificates: Certif
 
 @BOTH
 def test_unknown_ca(tls: TlsMode, smtp_server: StartServer, certificates: Certificates,
-                    unknown_ca_certificates: Certificates) -> None:
+                    unknown_ca_certificates: Certificates,
+                    client_for: ClientFor) -> None:
     server = smtp_server(tls=tls, certificates=unknown_ca_certificates)
     error = refused(client_for(server, ca_file=str(certificates.ca_file)), server)
     assert "certificate" in str(error)
     assert "issuer" in str(error) or "unable to get" in str(error)
 
 
-def test_private_ca_is_not_trusted_by_default(smtp_server: StartServer) -> None:
+def test_private_ca_is_not_trusted_by_default(smtp_server: StartServer,
+                                              client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.STARTTLS)
     refused(client_for(server), server)
 
 
 @BOTH
-def test_ca_file(tls: TlsMode, smtp_server: StartServer, certificates: Certificates) -> None:
+def test_ca_file(tls: TlsMode, smtp_server: StartServer, certificates: Certificates,
+                 client_for: ClientFor) -> None:
     server = smtp_server(tls=tls)
     send_one(client_for(server, ca_file=str(certificates.ca_file)), server)
 
@@ -120,7 +139,7 @@ def ca_folder(certificates: Certificates, tmp_path: Path) -> Path:
     return folder
 
 
-def test_ca_path(ca_folder: Path, smtp_server: StartServer) -> None:
+def test_ca_path(ca_folder: Path, smtp_server: StartServer, client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.IMPLICIT)
     send_one(client_for(server, ca_path=str(ca_folder)), server)
 
@@ -131,7 +150,8 @@ def test_ca_path(ca_folder: Path, smtp_server: StartServer) -> None:
 @BOTH
 def test_ssl_context_is_used(tls: TlsMode, smtp_server: StartServer,
                              certificates: Certificates,
-                             unknown_ca_certificates: Certificates) -> None:
+                             unknown_ca_certificates: Certificates,
+                             client_for: ClientFor) -> None:
     server = smtp_server(tls=tls)
     send_one(client_for(server, ssl_context=certificates.client_context()), server)
     # Used unchanged: a context that trusts another CA refuses the server.
@@ -159,9 +179,10 @@ def listener() -> Iterator[socket.socket]:
     ids=lambda option: next(iter(option)),
 )
 def test_ssl_context_with_other_tls_options(option: dict[str, Any], listener: socket.socket,
+                                            make_client: ClientFactory,
                                             certificates: Certificates) -> None:
-    client = SmtpClient("localhost", listener.getsockname()[1], security="ssl_implicit",
-                        ssl_context=certificates.client_context(), **option)
+    client = make_client("localhost", listener.getsockname()[1], security="ssl_implicit",
+                         ssl_context=certificates.client_context(), **option)
     with pytest.raises(SmtpUsageError, match="ssl_context"):
         client.connect()
     with pytest.raises(TimeoutError):
@@ -174,7 +195,8 @@ def test_ssl_context_with_other_tls_options(option: dict[str, Any], listener: so
 @BOTH
 def test_callback_accepts_an_unknown_ca(tls: TlsMode, smtp_server: StartServer,
                                         certificates: Certificates,
-                                        unknown_ca_certificates: Certificates) -> None:
+                                        unknown_ca_certificates: Certificates,
+                                        client_for: ClientFor) -> None:
     server = smtp_server(tls=tls, certificates=unknown_ca_certificates)
     callback = Recorder(accept=True)
     send_one(client_for(server, ca_file=str(certificates.ca_file),
@@ -190,7 +212,8 @@ def test_callback_accepts_an_unknown_ca(tls: TlsMode, smtp_server: StartServer,
 
 @BOTH
 def test_callback_rejects(tls: TlsMode, smtp_server: StartServer, certificates: Certificates,
-                          unknown_ca_certificates: Certificates) -> None:
+                          unknown_ca_certificates: Certificates,
+                          client_for: ClientFor) -> None:
     server = smtp_server(tls=tls, certificates=unknown_ca_certificates)
     callback = Recorder(accept=False)
     error = refused(client_for(server, certificate_validation_callback=callback), server)
@@ -199,7 +222,8 @@ def test_callback_rejects(tls: TlsMode, smtp_server: StartServer, certificates: 
 
 
 def test_callback_can_reject_a_good_certificate(smtp_server: StartServer,
-                                                certificates: Certificates) -> None:
+                                                certificates: Certificates,
+                                                client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.STARTTLS)
     callback = Recorder(accept=False)
     refused(client_for(server, ca_file=str(certificates.ca_file),
@@ -210,7 +234,7 @@ def test_callback_can_reject_a_good_certificate(smtp_server: StartServer,
 @pytest.mark.parametrize("trust", ["ca_file", "ca_path"])
 def test_callback_gets_no_error_for_a_good_certificate(
     trust: str, request: pytest.FixtureRequest, smtp_server: StartServer,
-    certificates: Certificates,
+    certificates: Certificates, client_for: ClientFor,
 ) -> None:
     server = smtp_server(tls=TlsMode.IMPLICIT)
     where = (str(certificates.ca_file) if trust == "ca_file"
@@ -224,7 +248,8 @@ def test_callback_gets_no_error_for_a_good_certificate(
 
 def test_callback_is_told_about_a_wrong_host(smtp_server: StartServer,
                                              certificates: Certificates,
-                                             wrong_host_certificates: Certificates) -> None:
+                                             wrong_host_certificates: Certificates,
+                                             client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.STARTTLS, certificates=wrong_host_certificates)
     callback = Recorder(accept=True)
     send_one(client_for(server, ca_file=str(certificates.ca_file),
@@ -234,7 +259,7 @@ def test_callback_is_told_about_a_wrong_host(smtp_server: StartServer,
     assert error is not None
 
 
-def test_callback_that_raises(smtp_server: StartServer) -> None:
+def test_callback_that_raises(smtp_server: StartServer, client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.STARTTLS)
 
     def broken(*_: object) -> bool:
@@ -246,6 +271,7 @@ def test_callback_that_raises(smtp_server: StartServer) -> None:
 
 def test_callback_through_a_proxy_sees_the_smtp_host(
     socks5_proxy: RunningProxy, smtp_server: StartServer, certificates: Certificates,
+    client_for: ClientFor,
 ) -> None:
     server = smtp_server(tls=TlsMode.IMPLICIT)
     callback = Recorder(accept=True)
@@ -291,7 +317,7 @@ def demanding_server(start: StartServer, certificates: Certificates, identity: C
 @pytest.mark.parametrize("form", ["pair", "combined"])
 def test_client_certificate_is_presented(
     tls: TlsMode, form: str, smtp_server: StartServer, certificates: Certificates,
-    identity: ClientIdentity,
+    identity: ClientIdentity, client_for: ClientFor,
 ) -> None:
     server = demanding_server(smtp_server, certificates, identity, tls)
     chosen: str | tuple[str, str] = (
@@ -305,7 +331,7 @@ def test_client_certificate_is_presented(
 @pytest.mark.parametrize("maximum", [ssl.TLSVersion.TLSv1_2, None], ids=["tls12", "tls13"])
 def test_without_client_certificate_a_demanding_server_refuses(
     maximum: ssl.TLSVersion | None, smtp_server: StartServer, certificates: Certificates,
-    identity: ClientIdentity,
+    identity: ClientIdentity, client_for: ClientFor,
 ) -> None:
     """TLS 1.2: the server ends the handshake, a security error. TLS 1.3: the client's side of
     the handshake is already complete when the server checks, and aiosmtpd then closes
@@ -314,12 +340,13 @@ def test_without_client_certificate_a_demanding_server_refuses(
     client = client_for(server, ca_file=str(certificates.ca_file))
     expected = SmtpSecurityError if maximum else (SmtpSecurityError, ConnectionLostError)
     with pytest.raises(expected):
-        client.send_mail(SENDER, RECIPIENT, "never", "sent")
+        send_mail(client, "never", "sent")
     assert server.messages == []
 
 
 def test_client_certificate_that_cannot_be_loaded(tmp_path: Path,
-                                                  smtp_server: StartServer) -> None:
+                                                  smtp_server: StartServer,
+                                                  client_for: ClientFor) -> None:
     server = smtp_server(tls=TlsMode.STARTTLS)
     missing = tmp_path / "missing.pem"
     with pytest.raises(SmtpUsageError, match="client certificate"):
@@ -333,15 +360,17 @@ def test_client_certificate_that_cannot_be_loaded(tmp_path: Path,
 @pytest.mark.parametrize("fixture", ["unknown_ca_certificates", "wrong_host_certificates"])
 def test_dangerously_skip_certificate_verification(
     tls: TlsMode, fixture: str, request: pytest.FixtureRequest, smtp_server: StartServer,
+    client_for: ClientFor,
 ) -> None:
     served: Certificates = request.getfixturevalue(fixture)
     server = smtp_server(tls=tls, certificates=served)
     send_one(client_for(server, dangerously_skip_certificate_verification=True), server)
 
 
-def test_ca_file_that_cannot_be_loaded(tmp_path: Path, listener: socket.socket) -> None:
-    client = SmtpClient("localhost", listener.getsockname()[1], security="ssl_implicit",
-                        ca_file=str(tmp_path / "missing.pem"))
+def test_ca_file_that_cannot_be_loaded(tmp_path: Path, listener: socket.socket,
+                                       make_client: ClientFactory) -> None:
+    client = make_client("localhost", listener.getsockname()[1], security="ssl_implicit",
+                         ca_file=str(tmp_path / "missing.pem"))
     with pytest.raises(SmtpUsageError, match="cannot load the certificate authorities"):
         client.connect()
     with pytest.raises(TimeoutError):

@@ -1,11 +1,12 @@
-"""SmtpClient through real proxies (dante, tinyproxy, OpenSSH ``ssh -D``) to a real server.
+"""Both clients through real proxies (dante, tinyproxy, OpenSSH ``ssh -D``) to a real server.
 
 Every proxy kind (SOCKS4, SOCKS4a, SOCKS5, SOCKS5 with username/password, HTTP CONNECT, HTTP
 CONNECT with Basic credentials) against a plaintext, a STARTTLS and an implicit-TLS aiosmtpd
 server; proxies given as objects and as URLs; automatic mode detection through a proxy. The
 client connects to the name ``localhost``, which is not the proxy's name (127.0.0.1), and the
 server records the SNI it was asked for, so TLS is shown to verify the SMTP server's
-certificate under the SMTP host's name.
+certificate under the SMTP host's name. Every test that connects runs against ``SmtpClient``
+and ``AsyncSmtpClient`` (the ``make_client`` fixture).
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from mailwire import (
     SocksProxy,
     SocksVersion,
 )
+from mailwire.client import simple_message
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.results import SendResult
+from tests.support.clients import Client, ClientFactory
 from tests.support.proxies import RunningProxy
 
 SENDER = "sender@example.com"
@@ -71,34 +75,39 @@ class SniServer:
         self.names.append(name)
 
 
-def client_for(server: DevServer, certificates: Certificates, proxy: Any,
-               security: SecurityOptions, **options: Any) -> SmtpClient:
-    return SmtpClient("localhost", server.port, security=security, proxy=proxy,
-                      ca_file=str(certificates.ca_file), timeout=TIMEOUT, **options)
+def client_for(make_client: ClientFactory, server: DevServer, certificates: Certificates,
+               proxy: Any, security: SecurityOptions, **options: Any) -> Client:
+    return make_client("localhost", server.port, security=security, proxy=proxy,
+                       ca_file=str(certificates.ca_file), timeout=TIMEOUT, **options)
 
 
-def send_one(client: SmtpClient, subject: str) -> None:
+def send_mail(client: Client, subject: str, body: str = "through a proxy") -> SendResult:
+    """``send_mail`` of either client (the blocking face of the async one has only ``send``)."""
+    return client.send(simple_message(SENDER, RECIPIENT, subject, body, None))
+
+
+def send_one(client: Client, subject: str) -> None:
     with client:
-        result = client.send_mail(SENDER, RECIPIENT, subject, "through a proxy")
+        result = send_mail(client, subject)
     assert result.accepted == (RECIPIENT,)
 
 
 @pytest.mark.parametrize("tls", list(MODES), ids=lambda mode: mode.value)
 @pytest.mark.parametrize("fixture", PROXIES)
 def test_every_proxy_kind_in_every_tls_mode(
-    request: pytest.FixtureRequest, fixture: str, tls: TlsMode,
+    request: pytest.FixtureRequest, fixture: str, tls: TlsMode, make_client: ClientFactory,
     smtp_server: StartServer, certificates: Certificates,
 ) -> None:
     running: RunningProxy = request.getfixturevalue(fixture)
     sni = SniServer(smtp_server, certificates, tls)
-    client = client_for(sni.server, certificates, proxy_object(running), MODES[tls])
+    client = client_for(make_client, sni.server, certificates, proxy_object(running), MODES[tls])
 
     with client:
         info = client.connect()
         # The client's socket goes to the proxy, not to the server.
         assert info.remote_address[:2] == (running.host, running.port)
         local = info.local_address[:2]
-        client.send_mail(SENDER, RECIPIENT, f"via {fixture}", "through a proxy")
+        send_mail(client, f"via {fixture}")
 
     [message] = sni.server.wait_for_messages(1)
     assert message.rcpt_tos == (RECIPIENT,)
@@ -131,14 +140,15 @@ def test_every_proxy_kind_in_every_tls_mode(
     ],
 )
 def test_proxy_urls(
-    request: pytest.FixtureRequest, fixture: str, scheme: str,
+    request: pytest.FixtureRequest, fixture: str, scheme: str, make_client: ClientFactory,
     smtp_server: StartServer, certificates: Certificates,
 ) -> None:
     running: RunningProxy = request.getfixturevalue(fixture)
     userinfo = f"{running.username}:{running.password}@" if running.username else ""
     url = f"{scheme}://{userinfo}{running.host}:{running.port}"
     sni = SniServer(smtp_server, certificates, TlsMode.STARTTLS)
-    client = client_for(sni.server, certificates, url, SecurityOptions.SSL_EXPLICIT)
+    client = client_for(make_client, sni.server, certificates, url,
+                        SecurityOptions.SSL_EXPLICIT)
     assert isinstance(client.proxy, HttpProxy if scheme == "http" else SocksProxy)
     assert client.proxy.username == running.username
     assert client.proxy.password == running.password
@@ -168,17 +178,19 @@ def test_url_schemes_choose_version_and_name_resolution() -> None:
 
 
 def test_socks4a_sends_the_name_for_the_proxy_to_resolve(
-    socks4_proxy: RunningProxy, smtp_server: StartServer, certificates: Certificates,
+    socks4_proxy: RunningProxy, make_client: ClientFactory, smtp_server: StartServer,
+    certificates: Certificates,
 ) -> None:
     """dante speaks SOCKS4 but not 4a: a SOCKS4A request (a name, not an address) is refused
     there while plain SOCKS4 (resolved here) gets through, so SOCKS4A did send the name."""
     server = smtp_server()
-    refused = client_for(server, certificates, f"socks4a://{socks4_proxy.host}:"
+    refused = client_for(make_client, server, certificates, f"socks4a://{socks4_proxy.host}:"
                          f"{socks4_proxy.port}", SecurityOptions.NONE)
     with pytest.raises(ProxyError) as caught:
         refused.connect()
     assert caught.value.proxy_code == 0x5B
-    send_one(client_for(server, certificates, socks4_proxy.url, SecurityOptions.NONE), "4")
+    send_one(client_for(make_client, server, certificates, socks4_proxy.url,
+                        SecurityOptions.NONE), "4")
     assert len(server.wait_for_messages(1)) == 1
 
 
@@ -192,15 +204,15 @@ def test_socks4a_sends_the_name_for_the_proxy_to_resolve(
 )
 def test_auto_detects_implicit_tls_through_a_proxy(
     request: pytest.FixtureRequest, fixture: str, security: SecurityOptions,
-    smtp_server: StartServer, certificates: Certificates,
+    make_client: ClientFactory, smtp_server: StartServer, certificates: Certificates,
 ) -> None:
     running: RunningProxy = request.getfixturevalue(fixture)
     sni = SniServer(smtp_server, certificates, TlsMode.IMPLICIT)
-    client = client_for(sni.server, certificates, proxy_object(running), security,
+    client = client_for(make_client, sni.server, certificates, proxy_object(running), security,
                         greeting_timeout=0.5)
     with client:
         info = client.connect()
-        client.send_mail(SENDER, RECIPIENT, "auto", "detected through a proxy")
+        send_mail(client, "auto", "detected through a proxy")
     assert info.security is SecurityOptions.SSL_IMPLICIT
     assert sni.server.wait_for_messages(1)[0].tls_version == info.tls_version
     assert sni.names == ["localhost"]
@@ -212,28 +224,28 @@ def test_auto_detects_implicit_tls_through_a_proxy(
 )
 def test_auto_detects_starttls_and_plaintext_through_a_proxy(
     http_proxy: RunningProxy, tls: TlsMode, expected: SecurityOptions,
-    smtp_server: StartServer, certificates: Certificates,
+    make_client: ClientFactory, smtp_server: StartServer, certificates: Certificates,
 ) -> None:
     sni = SniServer(smtp_server, certificates, tls)
-    client = client_for(sni.server, certificates, http_proxy.url, SecurityOptions.AUTO,
-                        greeting_timeout=2.0)
+    client = client_for(make_client, sni.server, certificates, http_proxy.url,
+                        SecurityOptions.AUTO, greeting_timeout=2.0)
     with client:
         assert client.connect().security is expected
-        client.send_mail(SENDER, RECIPIENT, "auto", "detected through a proxy")
+        send_mail(client, "auto", "detected through a proxy")
     assert len(sni.server.wait_for_messages(1)) == 1
 
 
 @pytest.mark.parametrize("fixture", ["socks5_proxy", "http_proxy"])
 @pytest.mark.parametrize("tls", [TlsMode.STARTTLS, TlsMode.IMPLICIT], ids=lambda m: m.value)
 def test_certificate_name_is_checked_through_a_proxy(
-    request: pytest.FixtureRequest, fixture: str, tls: TlsMode,
+    request: pytest.FixtureRequest, fixture: str, tls: TlsMode, make_client: ClientFactory,
     smtp_server: StartServer, certificates: Certificates,
     wrong_host_certificates: Certificates,
 ) -> None:
     """A certificate for another name fails although the proxy connection is fine."""
     running: RunningProxy = request.getfixturevalue(fixture)
     server = smtp_server(tls=tls, certificates=wrong_host_certificates)
-    client = client_for(server, certificates, running.url, MODES[tls])
+    client = client_for(make_client, server, certificates, running.url, MODES[tls])
     with pytest.raises(SmtpSecurityError, match=r"localhost|certificate"):
-        client.send_mail(SENDER, RECIPIENT, "never", "sent")
+        send_mail(client, "never", "sent")
     assert server.messages == []

@@ -4,12 +4,14 @@ Servers limited to given versions (aiosmtpd with its own SSLContext) show what t
 negotiates; a runtime without TLS 1.0 or 1.3 is simulated by clearing the ``ssl.HAS_TLSv*``
 flags that ``runtime_protocols()`` reads. OpenSSL 3 still speaks TLS 1.0 and 1.1, but only at
 security level 0, which the client sets when asked for them; the legacy servers here set it too.
+Every test that connects runs against ``SmtpClient`` and ``AsyncSmtpClient`` (``make_client``).
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,21 +19,25 @@ import pytest
 from mailwire import (
     EncryptionProtocols,
     SecurityOptions,
-    SmtpClient,
     SmtpSecurityError,
+    SmtpTimeoutError,
     TlsNotSpokenError,
 )
+from mailwire.client import simple_message
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.results import SendResult
 from mailwire.transport import tls as tls_module
 from mailwire.transport.errors import translate
 from mailwire.transport.tls import TlsSettings, runtime_protocols
-from tests.support.scripted import ScriptedServerFactory, StartTls
+from tests.support.clients import Client, ClientFactory
+from tests.support.scripted import ScriptedServerFactory, StallHandshake, StartTls
 
 P = EncryptionProtocols
 V = ssl.TLSVersion
 SENDER = "sender@example.com"
 RECIPIENT = "rcpt@example.org"
 StartServer = Callable[..., DevServer]
+ClientFor = Callable[[DevServer], Client]
 MODES = {TlsMode.STARTTLS: SecurityOptions.SSL_EXPLICIT,
          TlsMode.IMPLICIT: SecurityOptions.SSL_IMPLICIT}
 
@@ -56,15 +62,26 @@ def versions_server(
     return start
 
 
-def client_for(server: DevServer, certificates: Certificates) -> SmtpClient:
-    return SmtpClient("localhost", server.port, security=MODES[server.tls],
-                      ca_file=str(certificates.ca_file), timeout=5.0)
+@pytest.fixture
+def client_for(make_client: ClientFactory, certificates: Certificates) -> ClientFor:
+    """``client_for(server)``: a client (sync or async) that trusts the session CA."""
+
+    def make(server: DevServer) -> Client:
+        return make_client("localhost", server.port, security=MODES[server.tls],
+                           ca_file=str(certificates.ca_file), timeout=5.0)
+
+    return make
 
 
-def negotiated(client: SmtpClient, server: DevServer) -> str | None:
+def send_mail(client: Client, subject: str, body: str) -> SendResult:
+    """``send_mail`` of either client (the blocking face of the async one has only ``send``)."""
+    return client.send(simple_message(SENDER, RECIPIENT, subject, body, None))
+
+
+def negotiated(client: Client, server: DevServer) -> str | None:
     with client:
         info = client.connect()
-        client.send_mail(SENDER, RECIPIENT, "versions", "negotiated")
+        send_mail(client, "versions", "negotiated")
     message = server.wait_for_messages(1)[0]
     assert message.tls_version == info.tls_version
     assert info.cipher
@@ -83,14 +100,14 @@ def no_tls10(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("tls", list(MODES), ids=lambda mode: mode.value)
 def test_tls13_only_client_against_tls12_server(
-    tls: TlsMode, versions_server: Callable[..., DevServer], certificates: Certificates,
+    tls: TlsMode, versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     server = versions_server(V.TLSv1_2, V.TLSv1_2, tls)
-    client = client_for(server, certificates)
+    client = client_for(server)
     client.supported_encryption = P.TLS13
     assert client.supported_encryption == P.TLS13
     with pytest.raises(SmtpSecurityError) as caught:
-        client.send_mail(SENDER, RECIPIENT, "never", "sent")
+        send_mail(client, "never", "sent")
     # The server speaks TLS, just not 1.3: no "is this a plaintext port?" confusion.
     assert not isinstance(caught.value, TlsNotSpokenError)
     # aiosmtpd (asyncio) drops the connection without sending its alert.
@@ -100,14 +117,15 @@ def test_tls13_only_client_against_tls12_server(
 
 
 def test_tls13_only_client_against_a_tls12_server_that_sends_its_alert(
-    scripted_server: ScriptedServerFactory, certificates: Certificates,
+    make_client: ClientFactory, scripted_server: ScriptedServerFactory,
+    certificates: Certificates,
 ) -> None:
     """An OpenSSL server answers with a protocol_version alert, which the error names."""
     context = certificates.server_context(maximum_version=V.TLSv1_2)
     server = scripted_server(StartTls(), ssl_context=context, allow_errors=True)
-    client = SmtpClient("localhost", server.port, security="ssl_implicit", timeout=5.0,
-                        ca_file=str(certificates.ca_file),
-                        supported_encryption=P.TLS13)
+    client = make_client("localhost", server.port, security="ssl_implicit", timeout=5.0,
+                         ca_file=str(certificates.ca_file),
+                         supported_encryption=P.TLS13)
     with pytest.raises(SmtpSecurityError) as caught:
         client.connect()
     assert not isinstance(caught.value, TlsNotSpokenError)
@@ -120,10 +138,10 @@ def test_tls13_only_client_against_a_tls12_server_that_sends_its_alert(
 
 @pytest.mark.parametrize("tls", list(MODES), ids=lambda mode: mode.value)
 def test_tls13_server_negotiates_tls13(
-    tls: TlsMode, versions_server: Callable[..., DevServer], certificates: Certificates,
+    tls: TlsMode, versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     server = versions_server(V.TLSv1_3, V.TLSv1_3, tls)
-    client = client_for(server, certificates)
+    client = client_for(server)
     client.supported_encryption = P.TLS13
     assert negotiated(client, server) == "TLSv1.3"
 
@@ -139,10 +157,10 @@ def test_tls13_server_negotiates_tls13(
 )
 def test_client_restriction_decides_against_a_flexible_server(
     wanted: EncryptionProtocols, expected: str,
-    versions_server: Callable[..., DevServer], certificates: Certificates,
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     server = versions_server(V.TLSv1_2, V.TLSv1_3)
-    client = client_for(server, certificates)
+    client = client_for(server)
     client.supported_encryption = wanted
     assert negotiated(client, server) == expected
 
@@ -152,10 +170,10 @@ def test_client_restriction_decides_against_a_flexible_server(
 
 @pytest.mark.usefixtures("no_tls10")
 def test_quiet_drop_of_versions_the_runtime_lacks(
-    versions_server: Callable[..., DevServer], certificates: Certificates,
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     server = versions_server(V.TLSv1_2, V.TLSv1_3)
-    client = client_for(server, certificates)
+    client = client_for(server)
     client.supported_encryption = P.TLS10 | P.TLS12
     assert client.supported_encryption == P.TLS12
     assert negotiated(client, server) == "TLSv1.2"
@@ -163,12 +181,12 @@ def test_quiet_drop_of_versions_the_runtime_lacks(
 
 def test_quiet_drop_of_tls13(
     monkeypatch: pytest.MonkeyPatch,
-    versions_server: Callable[..., DevServer], certificates: Certificates,
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     """Without TLS 1.3 in the runtime, asking for 1.2 and 1.3 gets 1.2 from a 1.3 server."""
     monkeypatch.setattr(ssl, "HAS_TLSv1_3", False)
     server = versions_server(V.TLSv1_2, V.TLSv1_3)
-    client = client_for(server, certificates)
+    client = client_for(server)
     client.supported_encryption = P.TLS12 | P.TLS13
     assert client.supported_encryption == P.TLS12
     assert negotiated(client, server) == "TLSv1.2"
@@ -184,10 +202,10 @@ def listener() -> Iterator[socket.socket]:
 @pytest.mark.usefixtures("no_tls10")
 @pytest.mark.parametrize("wanted", [P.TLS10, P.TLS10 | P.TLS12])
 def test_unsafe_keeps_what_was_asked_and_connecting_fails(
-    wanted: EncryptionProtocols, listener: socket.socket,
+    wanted: EncryptionProtocols, make_client: ClientFactory, listener: socket.socket,
 ) -> None:
-    client = SmtpClient("localhost", listener.getsockname()[1], security="ssl_implicit",
-                        timeout=2.0)
+    client = make_client("localhost", listener.getsockname()[1], security="ssl_implicit",
+                         timeout=2.0)
     client.set_supported_encryption_unsafe(wanted)
     assert client.supported_encryption == wanted
     with pytest.raises(SmtpSecurityError, match="TLS10 were required"):
@@ -198,11 +216,11 @@ def test_unsafe_keeps_what_was_asked_and_connecting_fails(
 
 
 def test_unsafe_on_a_runtime_patched_through_runtime_protocols(
-    monkeypatch: pytest.MonkeyPatch, listener: socket.socket,
+    monkeypatch: pytest.MonkeyPatch, make_client: ClientFactory, listener: socket.socket,
 ) -> None:
     monkeypatch.setattr(tls_module, "runtime_protocols", lambda: P.TLS12 | P.TLS13)
-    client = SmtpClient("localhost", listener.getsockname()[1], security="ssl_explicit",
-                        timeout=2.0)
+    client = make_client("localhost", listener.getsockname()[1], security="ssl_explicit",
+                         timeout=2.0)
     client.set_supported_encryption_unsafe(P.TLS11)
     with pytest.raises(SmtpSecurityError, match="TLS11"):
         client.connect()
@@ -238,12 +256,12 @@ def test_legacy_versions_lower_the_security_level() -> None:
 @pytest.mark.parametrize("unsafe", [True, False], ids=["unsafe", "safe"])
 def test_legacy_version_against_a_legacy_server(
     version: V, flag: EncryptionProtocols, name: str, unsafe: bool,
-    versions_server: Callable[..., DevServer], certificates: Certificates,
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     if not runtime_protocols() & flag:
         pytest.skip(f"this Python/OpenSSL cannot do {name}")
     server = versions_server(version, version)
-    client = client_for(server, certificates)
+    client = client_for(server)
     if unsafe:
         client.set_supported_encryption_unsafe(flag)
     else:
@@ -253,36 +271,51 @@ def test_legacy_version_against_a_legacy_server(
 
 
 def test_default_client_refuses_a_legacy_server(
-    versions_server: Callable[..., DevServer], certificates: Certificates,
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
 ) -> None:
     server = versions_server(V.TLSv1_1, V.TLSv1_1)
     with pytest.raises(SmtpSecurityError) as caught:
-        client_for(server, certificates).connect()
+        client_for(server).connect()
     assert not isinstance(caught.value, TlsNotSpokenError)
     assert server.messages == []
 
 
 def test_a_gap_in_the_versions_is_kept(
     versions_server: Callable[..., DevServer], certificates: Certificates,
-    smtp_server: StartServer,
+    client_for: ClientFor, smtp_server: StartServer,
 ) -> None:
     """TLS10|TLS12 excludes TLS 1.1 although it lies between the two."""
     if runtime_protocols() & (P.TLS10 | P.TLS11) != P.TLS10 | P.TLS11:
         pytest.skip("this Python/OpenSSL cannot do TLS 1.0 and 1.1")
     only_11 = versions_server(V.TLSv1_1, V.TLSv1_1)
-    client = client_for(only_11, certificates)
+    client = client_for(only_11)
     client.supported_encryption = P.TLS10 | P.TLS12
     with pytest.raises(SmtpSecurityError):
         client.connect()
     assert only_11.messages == []
     only_10 = smtp_server(tls=TlsMode.STARTTLS,
                           ssl_context=server_context(certificates, V.TLSv1, V.TLSv1))
-    client = client_for(only_10, certificates)
+    client = client_for(only_10)
     client.supported_encryption = P.TLS10 | P.TLS12
     assert negotiated(client, only_10) == "TLSv1"
 
 
 # -- classifying handshake failures --------------------------------------------------------------
+
+
+def test_handshake_that_stalls_is_a_timeout_not_a_dropped_handshake(
+    make_client: ClientFactory, scripted_server: ScriptedServerFactory,
+) -> None:
+    """A server that takes the ClientHello and never answers: the client's timeout ends the
+    handshake (asyncio's own handshake timeout would abort it like a server dropping it)."""
+    server = scripted_server(StallHandshake(5.0))
+    client = make_client("localhost", server.port, security="ssl_implicit", timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(SmtpTimeoutError) as caught:
+        client.connect()
+    assert time.monotonic() - started < 1.5
+    assert caught.value.phase == "TLS handshake"
+    assert caught.value.seconds == 0.5
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ class Client(Protocol):
     def send(self, message: Any, *, sender: str | None = None,
              recipients: str | Iterable[str] | None = None) -> SendResult: ...
     def send_many(self, messages: Iterable[Any], **options: Any) -> list[BulkResult]: ...
+    def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str, body: str,
+                  *, html: str | None = None) -> SendResult: ...
     def noop(self) -> Reply: ...
     def quit(self) -> None: ...
     def close(self) -> None: ...
@@ -111,6 +113,10 @@ class AsyncDriven:
             return [result async for result in self.inner.send_many(messages, **options)]
 
         return self._loop.run(collect())
+
+    def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str, body: str,
+                  *, html: str | None = None) -> SendResult:
+        return self._loop.run(self.inner.send_mail(sender, recipients, subject, body, html=html))
 
     def noop(self) -> Reply:
         return self._loop.run(self.inner.noop())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+from typing import Any
 
 from python_socks.async_.asyncio import Proxy as SocksConnector
 
@@ -17,11 +19,20 @@ from mailwire.conversation.requests import Read, TlsDetails, TransportDetails, W
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.endpoint import Endpoint
-from mailwire.transport.errors import translate
-from mailwire.transport.proxy import python_socks_arguments, translate_proxy_error
+from mailwire.transport.errors import translate, translate_handshake
+from mailwire.transport.proxy import (
+    check_target,
+    http_reply_complete,
+    proxy_unreachable,
+    python_socks_arguments,
+    reads_reply_to_blank_line,
+    translate_proxy_error,
+)
+from mailwire.transport.tls import describe_offered
 
 NOT_DONE = object()
 WRITTEN_MUST_DRAIN = object()
+_HANDSHAKE_TIMEOUT_MARGIN = 1.0
 
 
 class _ReceiveProtocol(asyncio.Protocol):
@@ -111,8 +122,10 @@ class AsyncConnection:
         try:
             async with asyncio.timeout(timeout):
                 await loop.create_connection(lambda: protocol, sock=sock)
-        except Exception as error:
+        except BaseException as error:
             sock.close()
+            if not isinstance(error, Exception):
+                raise
             raise translate(error, "connect", endpoint.describe(), timeout) from error
         self._protocol = protocol
         return await self.start_tls(timeout=timeout) if tls else self._details(None)
@@ -128,9 +141,12 @@ class AsyncConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
+                # asyncio's own handshake timeout aborts the connection, which would read as the
+                # server dropping the handshake: it is set later than ours, which always wins.
                 upgraded = await loop.start_tls(
                     transport, protocol, endpoint.ssl_context,
-                    server_hostname=endpoint.server_hostname, ssl_handshake_timeout=timeout,
+                    server_hostname=endpoint.server_hostname,
+                    ssl_handshake_timeout=timeout + _HANDSHAKE_TIMEOUT_MARGIN,
                 )
             if upgraded is None:
                 raise ConnectionLostError("the connection closed during the TLS handshake")
@@ -140,7 +156,8 @@ class AsyncConnection:
             check_with_callback(certificate, endpoint.server_hostname, endpoint.tls)
         except Exception as error:
             self.close()
-            raise translate(error, "TLS handshake", endpoint.describe(), timeout) from error
+            raise translate_handshake(error, endpoint.describe(), timeout,
+                                      describe_offered(endpoint.tls)) from error
         return self._details(TlsDetails(ssl_object.version() or "",
                                         (ssl_object.cipher() or ("",))[0], certificate))
 
@@ -223,47 +240,139 @@ class AsyncConnection:
 
 
 async def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
-    """A connected, non-blocking TCP socket to the server, directly or through the proxy."""
-    host, port = endpoint.server_hostname, endpoint.port
+    """A connected, non-blocking TCP socket to the server, directly or through the proxy.
+
+    The same steps and errors as ``sync_connection._connect``.
+    """
     proxy = endpoint.proxy
-    loop = asyncio.get_running_loop()
     if proxy is None:
         try:
-            async with asyncio.timeout(timeout):
-                return await _open_tcp(loop, host, port, endpoint.bind)
+            return await _open_tcp(endpoint, timeout)
+        except _BindFailure as failure:
+            raise endpoint.bind_failure(failure.error) from None
         except OSError as error:
-            raise (endpoint.bind_error(error)
-                   or translate(error, "connect", endpoint.describe(), timeout)) from error
+            raise translate(error, "connect", endpoint.describe(), timeout) from error
+    check_target(endpoint.server_hostname, proxy)
     try:
-        connector = SocksConnector(**python_socks_arguments(proxy))
-        sock: socket.socket = await connector.connect(host, port, timeout=timeout,
-                                                      local_addr=endpoint.bind)
+        sock = await _open_tcp(endpoint, timeout)
+    except _BindFailure as failure:
+        raise endpoint.bind_failure(failure.error) from None
     except OSError as error:
-        cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
-        raise (endpoint.bind_error(cause)
-               or translate_proxy_error(error, proxy, endpoint.describe(), timeout)) from None
+        raise proxy_unreachable(error, proxy, timeout) from None
+    try:
+        return await _proxy_handshake(sock, endpoint, timeout)
     except Exception as error:
         raise translate_proxy_error(error, proxy, endpoint.describe(), timeout) from None
-    return sock
 
 
-async def _open_tcp(loop: asyncio.AbstractEventLoop, host: str, port: int,
-                    bind: tuple[str, int] | None) -> socket.socket:
-    """Resolve and connect like ``socket.create_connection``, without blocking the loop."""
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(f"no address for {host}")
-    last: OSError | None = None
-    for family, kind, proto, _name, address in infos:
-        sock = socket.socket(family, kind, proto)
+class _BindFailure(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+async def _open_tcp(endpoint: Endpoint, timeout: float) -> socket.socket:
+    """Like ``sync_connection._open_tcp``, on the loop: a non-blocking socket connected to the
+    first hop, a failed bind told apart from the rest.
+
+    Each connect attempt has ``timeout``, as on a blocking socket; resolving the name has it
+    too (the blocking transport cannot bound ``getaddrinfo``; here it costs nothing).
+    """
+    host, port = endpoint.connect_address
+    bind = endpoint.bind
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    bind_failure: OSError | None = None
+    connect_failure: OSError | None = None
+    for family, kind, protocol, _name, address in infos:
+        sock = socket.socket(family, kind, protocol)
         try:
             sock.setblocking(False)
             if bind is not None:
-                sock.bind(bind)
-            await loop.sock_connect(sock, address)
-            return sock
-        except OSError as error:
+                try:
+                    sock.bind(bind)
+                except OSError as error:
+                    bind_failure = bind_failure or error
+                    sock.close()
+                    continue
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, address)
+        except OSError as error:  # TimeoutError included, as socket.timeout in the sync one
+            connect_failure = connect_failure or _as_blocking_socket_error(error)
             sock.close()
-            last = error
-    assert last is not None
-    raise last
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if connect_failure is not None:
+        raise connect_failure
+    if bind_failure is not None:
+        raise _BindFailure(bind_failure)
+    raise OSError(f"no address for {host}")  # pragma: no cover - getaddrinfo never returns []
+
+
+def _as_blocking_socket_error(error: OSError) -> OSError:
+    """The error a blocking ``connect`` gives for ``error``'s errno.
+
+    asyncio replaces the reason with ``Connect call failed (address)``; messages say
+    "connection refused" on both transports.
+    """
+    if isinstance(error, TimeoutError) or not error.errno:
+        return error
+    return OSError(error.errno, os.strerror(error.errno))  # the errno's OSError subclass
+
+
+class _GivenConnection:
+    """python-socks' ``forward`` hook: hands it the TCP connection already made to the proxy
+    (see ``sync_connection._GivenConnection``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def connect(self, *_args: Any, **_kwargs: Any) -> socket.socket:
+        return self._sock
+
+
+class _HttpReplyLoop:
+    """The running loop as python-socks sees it during an HTTP CONNECT handshake: reads return
+    the proxy's reply up to its blank line and never a byte of the SMTP greeting behind it.
+
+    python-socks' asyncio stream reads the reply with one ``loop.sock_recv(sock, 65536)``. The
+    blocking transport's ``HttpReplySocket`` overrides ``recv``, which only helps on loops whose
+    ``sock_recv`` calls it (selector loops, uvloop): the proactor loop, Windows' default, reads
+    the descriptor itself. Reading here a byte at a time through the real loop works on any.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def sock_recv(self, sock: socket.socket, _size: int) -> bytes:
+        reply = bytearray()
+        while not http_reply_complete(reply):
+            byte = await self._loop.sock_recv(sock, 1)
+            if not byte:
+                break
+            reply += byte
+        return bytes(reply)
+
+
+async def _proxy_handshake(sock: socket.socket, endpoint: Endpoint,
+                           timeout: float) -> socket.socket:
+    proxy = endpoint.proxy
+    assert proxy is not None
+    loop: Any = asyncio.get_running_loop()
+    if reads_reply_to_blank_line(proxy):
+        loop = _HttpReplyLoop(loop)
+    try:
+        forward: Any = _GivenConnection(sock)  # duck-typed: python-socks only calls connect()
+        connector = SocksConnector(**python_socks_arguments(proxy), forward=forward, loop=loop)
+        await connector.connect(endpoint.server_hostname, endpoint.port, timeout=timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -208,8 +208,10 @@ def reads_reply_to_blank_line(proxy: Proxy) -> bool:
     python-socks reads an HTTP CONNECT reply with a single receive of up to 64 KiB; an SMTP
     server speaks first, so its greeting may arrive in the same receive and be thrown away,
     and a reply that arrives in pieces leaves its last header lines for the SMTP parser.
-    Transports hand python-socks an ``HttpReplySocket``, whose reads end at
-    ``HTTP_REPLY_END``. SOCKS replies have fixed sizes and are read exactly.
+    The blocking transport hands python-socks an ``HttpReplySocket``, whose reads end at
+    ``HTTP_REPLY_END``; the asyncio one a loop whose ``sock_recv`` does the same (a socket's
+    ``recv`` is bypassed by the proactor loop). SOCKS replies have fixed sizes and are read
+    exactly.
     """
     return isinstance(proxy, HttpProxy)
 
