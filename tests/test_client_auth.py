@@ -9,7 +9,7 @@ the caller opts in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,28 +43,18 @@ STRENGTH_ORDER = ["LOGIN", "PLAIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"]
 Servers = Callable[..., DevServer]
 
 
-@pytest.fixture(scope="module")
-def servers(certificates: Certificates) -> Iterator[Servers]:
+@pytest.fixture
+def servers(server_pool: Servers) -> Servers:
     """``servers(**DevServer options)``: implicit-TLS servers with AUTH, one per configuration,
     emptied of messages each time one is handed out."""
-    running: dict[tuple[tuple[str, str], ...], DevServer] = {}
 
     def get(**options: Any) -> DevServer:
-        options.setdefault("certificates", certificates)
         options.setdefault("tls", TlsMode.IMPLICIT)
         options.setdefault("credentials", CREDENTIALS)
         options.setdefault("tokens", TOKENS)
-        key = tuple(sorted((name, repr(value)) for name, value in options.items()))
-        if key not in running:
-            running[key] = DevServer(**options)
-            running[key].start()
-        server = running[key]
-        server.clear()
-        return server
+        return server_pool(**options)
 
-    yield get
-    for server in running.values():
-        server.stop()
+    return get
 
 
 def tls_client(server: DevServer, certificates: Certificates, **options: Any) -> SmtpClient:

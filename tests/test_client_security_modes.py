@@ -46,25 +46,15 @@ GREETING_TIMEOUT = 0.3
 Servers = Callable[..., DevServer]
 
 
-@pytest.fixture(scope="module")
-def servers(certificates: Certificates) -> Iterator[Servers]:
+@pytest.fixture
+def servers(server_pool: Servers) -> Servers:
     """``servers(**DevServer options)``: one running server per configuration for the module,
     emptied of messages each time it is handed out."""
-    running: dict[tuple[tuple[str, Any], ...], DevServer] = {}
 
     def get(**options: Any) -> DevServer:
-        options.setdefault("certificates", certificates)
-        key = tuple(sorted((name, repr(value)) for name, value in options.items()))
-        if key not in running:
-            running[key] = DevServer(**options)
-            running[key].start()
-        server = running[key]
-        server.clear()
-        return server
+        return server_pool(**options)
 
-    yield get
-    for server in running.values():
-        server.stop()
+    return get
 
 
 def server_certificate(certificates: Certificates) -> bytes:

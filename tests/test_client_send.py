@@ -7,7 +7,7 @@ Everything is checked on what the server received (``DevServer.messages``), not 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -59,24 +59,15 @@ RAW_RECIPIENTS = (
 SMALL = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: small\r\n\r\nsmall\r\n"
 
 
-@pytest.fixture(scope="module")
-def servers(certificates: Certificates) -> Iterator[Servers]:
+@pytest.fixture
+def servers(server_pool: Servers) -> Servers:
     """``servers(**DevServer options)``: plaintext servers, one per configuration, emptied of
     messages each time one is handed out."""
-    running: dict[tuple[tuple[str, str], ...], DevServer] = {}
 
     def get(**options: Any) -> DevServer:
-        key = tuple(sorted((name, repr(value)) for name, value in options.items()))
-        if key not in running:
-            running[key] = DevServer(**options)
-            running[key].start()
-        server = running[key]
-        server.clear()
-        return server
+        return server_pool(**options)
 
-    yield get
-    for server in running.values():
-        server.stop()
+    return get
 
 
 def plain_client(server: DevServer | Any, **options: Any) -> SmtpClient:

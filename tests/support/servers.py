@@ -44,3 +44,24 @@ def smtp_server(certificates: Certificates) -> Iterator[Callable[..., DevServer]
             return running.enter_context(DevServer(**options))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def server_pool(certificates: Certificates) -> Iterator[Callable[..., DevServer]]:
+    """``server_pool(**DevServer options)``: one running server per configuration, shared by the
+    whole session and emptied of messages each time it is handed out."""
+    running: dict[tuple[tuple[str, str], ...], DevServer] = {}
+
+    def get(**options: Any) -> DevServer:
+        options.setdefault("certificates", certificates)
+        key = tuple(sorted((name, repr(value)) for name, value in options.items()))
+        if key not in running:
+            running[key] = DevServer(**options)
+            running[key].start()
+        server = running[key]
+        server.clear()
+        return server
+
+    yield get
+    for server in running.values():
+        server.stop()
