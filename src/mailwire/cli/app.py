@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from mailwire.cli import demo, probe, send, serve, tracing
+from mailwire.cli import bulk, demo, probe, send, serve, tracing
 from mailwire.cli.exit_codes import EPILOG, ExitCode, exit_code_for
 from mailwire.errors import SmtpError
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the SMTP conversation (secrets redacted); -vv: all logs")
     commands = parser.add_subparsers(title="commands", dest="command", required=True,
                                      metavar="COMMAND")
-    for command in (send, probe, serve, demo):
+    for command in (send, bulk, probe, serve, demo):
         command.add_parser(commands, common)
     return parser
 
