@@ -46,7 +46,6 @@ from mailwire.errors import (
     SmtpTimeoutError,
     SmtpUsageError,
 )
-from mailwire.protocol.addresses import parse_mailbox
 from mailwire.protocol.replies import Reply
 
 STDIN = "-"
@@ -205,12 +204,10 @@ def run(args: argparse.Namespace) -> int:
 
 def envelope_address(mailbox: str, option: str) -> str:
     """The address of ``mailbox``, checked now rather than failing every message later."""
-    address = address_of(mailbox)
     try:
-        parse_mailbox(address)
+        return address_of(mailbox)
     except SmtpUsageError as error:
         raise SmtpUsageError(f"{option} {mailbox!r}: {error}") from None
-    return address
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mailwire.cli.exit_codes import EPILOG, ExitCode
 from mailwire.cli.progress import progress
 from mailwire.errors import AuthenticationError, RecipientsRefusedError, SmtpUsageError
 from mailwire.message import MessageInput
+from mailwire.protocol.addresses import parse_mailbox
 from mailwire.results import ConnectionInfo, SendResult
 
 
@@ -105,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
 def address_of(mailbox: str) -> str:
     """The address of ``Name <address>`` (the envelope has no display names)."""
+    if "<" not in mailbox:
+        return parse_mailbox(mailbox.strip()).text
     addresses = [address for _name, address in getaddresses([mailbox]) if address]
-    if len(addresses) != 1:
+    if len(addresses) != 1 or addresses[0] not in mailbox:
         raise SmtpUsageError(f"not one email address: {mailbox!r}")
-    return addresses[0]
+    return parse_mailbox(addresses[0]).text
 
 
 def _check_message_options(args: argparse.Namespace) -> None:

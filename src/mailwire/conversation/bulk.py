@@ -133,9 +133,13 @@ class WorkQueue:
         with self._lock:
             self._outstanding -= 1
 
+    def delay(self, attempts: int) -> float:
+        """The back-off after ``attempts`` failures: ``retry_delay``, doubled each time."""
+        delay: float = self._options.retry_delay * 2 ** (attempts - 1)
+        return min(delay, self._options.max_retry_delay)
+
     def retry_later(self, job: Job) -> None:
-        delay = min(self._options.retry_delay * 2 ** (job.attempts - 1),
-                    self._options.max_retry_delay)
+        delay = self.delay(job.attempts)
         with self._lock:
             heapq.heappush(self._retries, (time.monotonic() + delay, job.index, job))
 
@@ -201,6 +205,7 @@ class _Pipeline:
         self.needs_reset = False
         self.sent_on_connection = 0
         self.retry_pending = False
+        self.failed_connects = 0
 
     def run(self) -> Flow[None]:
         while True:
@@ -250,12 +255,16 @@ class _Pipeline:
         self.needs_reset = False
         self.sent_on_connection = 0
         try:
-            return (yield from self.core.ready(authenticated=True))
+            session = yield from self.core.ready(authenticated=True)
         except SmtpError as error:
             yield from self.core.drop()
             if item is not None:
                 self._settle_failure(_job(item), error)
+            self.failed_connects += 1
+            yield Sleep(self.queue.delay(self.failed_connects))
             return None
+        self.failed_connects = 0
+        return session
 
     def _stage(self, session: Session, item: Job | _Staged) -> _Staged | None:
         """``item`` prepared for ``session``; None when it failed (and was settled)."""
