@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import os
 import smtplib
+import socket
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -207,6 +208,47 @@ def aiosmtplib_loop(target: Target, count: int, connections: int) -> Outcome:
     return _in_tasks(connections, one_connection)
 
 
+def pipelined_socket_loop(target: Target, count: int, connections: int) -> Outcome:
+    """The ceiling of one round trip per message: a bare socket loop with no SMTP logic at all
+    (no parsing beyond counting reply lines, no checks), pipelining as RFC 2920 allows: the
+    end of one message's data and the next MAIL, RCPT and DATA in one write."""
+    tickets = Tickets(count)
+    envelope = f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RECIPIENT}>\r\nDATA\r\n".encode()
+    data = target.message.replace(b"\n.", b"\n..") + b"\r\n.\r\n"
+
+    def one_connection(outcome: Outcome) -> None:
+        with socket.create_connection((HOST, target.port), timeout=TIMEOUT) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pending = b""
+
+            def replies(wanted: int) -> None:
+                nonlocal pending
+                while pending.count(b"\n") < wanted:
+                    pending += sock.recv(65536)
+                for _ in range(wanted):
+                    pending = pending[pending.index(b"\n") + 1 :]
+
+            replies(1)
+            sock.sendall(b"EHLO bench.example\r\n")
+            while not pending.endswith(b"\n") or b"\n250 " not in b"\n" + pending:
+                pending += sock.recv(65536)
+            pending = b""
+            if not tickets.take():
+                return
+            sock.sendall(envelope)
+            replies(3)
+            while True:
+                more = tickets.take()
+                sock.sendall(data + envelope if more else data)
+                replies(4 if more else 1)
+                outcome.sent += 1
+                if not more:
+                    break
+            sock.sendall(b"QUIT\r\n")
+
+    return _in_threads(connections, one_connection)
+
+
 def smtp_source(target: Target, count: int, connections: int) -> Outcome:
     """Postfix's ``smtp-source -d -s N -m COUNT -F FILE``: C, no pipelining, HELO."""
     command = [find_tool(SMTP_SOURCE), "-d", "-s", str(connections), "-m", str(count),
@@ -233,4 +275,5 @@ SENDERS: dict[str, Sender] = {
     "smtplib": smtplib_loop,
     "aiosmtplib": aiosmtplib_loop,
     "smtp-source": smtp_source,
+    "pipelined-socket": pipelined_socket_loop,
 }

@@ -29,6 +29,7 @@ SMALL_CLIENTS = {
     "smtplib": "smtplib sendmail() loop",
     "aiosmtplib": "aiosmtplib sendmail() loop",
     "smtp-source": "smtp-source -d",
+    "pipelined-socket": "bare socket loop (ceiling)",
 }
 LARGE_CLIENTS = {
     "mailwire-send": "mailwire send(path)",
