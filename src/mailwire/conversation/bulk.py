@@ -25,7 +25,6 @@ from mailwire.conversation.client_core import REPLAYABLE, ClientCore
 from mailwire.conversation.envelope import Envelope, EnvelopeOutcome, judge_envelope
 from mailwire.conversation.requests import Flow, Sleep, Write
 from mailwire.conversation.session import Session
-from mailwire.conversation.transaction import framed_pieces
 from mailwire.errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -475,8 +474,15 @@ def _job(item: Job | _Staged) -> Job:
 
 
 def _frame_whole(prepared: PreparedMessage, check_eight_bit: bool, *, dot_stuff: bool) -> bytes:
-    """The wire form of a small message (for DATA, end marker included)."""
-    return b"".join(framed_pieces(prepared, DataFramer(dot_stuff=dot_stuff), check_eight_bit))
+    """The wire form of a small message (for DATA, end marker included), framed in one go."""
+    try:
+        content = b"".join(prepared.chunks)
+    except Exception as error:
+        raise MessageError(f"reading the message failed: {error}") from error
+    if check_eight_bit and not content.isascii():
+        raise MessageError("the message has 8-bit data and the server does not offer 8BITMIME")
+    framer = DataFramer(dot_stuff=dot_stuff)
+    return framer.frame(content) + framer.finish()
 
 
 def is_transient(error: SmtpError) -> bool:

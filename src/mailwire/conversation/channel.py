@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,24 +98,33 @@ class Channel:
         return (yield from self._read_reply(phase, self.settings.timeout))
 
     def _read_reply(self, phase: str, timeout: float) -> Flow[Reply]:
-        """The next reply. After a 421 the server is closing: every reply still awaited is
-        that 421, without reading."""
-        if self.closing_reply is not None:
-            return self.closing_reply
+        """The next reply (see ``_read_replies``)."""
+        return (yield from self._read_replies((phase,), timeout))[0]
+
+    def _read_replies(self, phases: Sequence[str], timeout: float) -> Flow[list[Reply]]:
+        """One reply per phase, in order. After a 421 the server is closing: every reply still
+        awaited is that 421, without reading."""
         parser = self.parser
-        while (reply := parser.next_reply()) is None:
-            data = yield Read(phase, timeout)
-            if not data:
-                raise ConnectionLostError(f"the server closed the connection during {phase}")
-            parser.feed(data)
-        if reply.code == SERVICE_CLOSING:
-            self.alive = False
-            self.closing_reply = reply
-        if self.tracing:
-            for line in reply.lines[:-1]:
-                trace.debug("S: %d-%s", reply.code, line)
-            trace.debug("S: %d %s", reply.code, reply.lines[-1])
-        return reply
+        tracing = self.tracing
+        replies: list[Reply] = []
+        for phase in phases:
+            reply = self.closing_reply
+            if reply is None:
+                while (reply := parser.next_reply()) is None:
+                    data = yield Read(phase, timeout)
+                    if not data:
+                        raise ConnectionLostError(
+                            f"the server closed the connection during {phase}")
+                    parser.feed(data)
+                if reply.code == SERVICE_CLOSING:
+                    self.alive = False
+                    self.closing_reply = reply
+                if tracing:
+                    for line in reply.lines[:-1]:
+                        trace.debug("S: %d-%s", reply.code, line)
+                    trace.debug("S: %d %s", reply.code, reply.lines[-1])
+            replies.append(reply)
+        return replies
 
     @property
     def tracing(self) -> bool:

@@ -89,13 +89,11 @@ class TransactionFlows(Channel):
     def read_envelope_replies(self, envelope: Envelope, *,
                               data: bool = True) -> Flow[EnvelopeReplies]:
         """The replies to a pipelined MAIL, RCPT... (and DATA) group, in order."""
-        timeout = self.settings.timeout
-        mail = yield from self._read_reply("MAIL", timeout)
-        rcpts = []
-        for _ in envelope.rcpts:
-            rcpts.append((yield from self._read_reply("RCPT", timeout)))
-        data_reply = (yield from self._read_reply("DATA", timeout)) if data else None
-        return EnvelopeReplies(mail, rcpts, data_reply)
+        phases = ["MAIL", *(["RCPT"] * len(envelope.rcpts)), *(["DATA"] if data else [])]
+        replies = yield from self._read_replies(phases, self.settings.timeout)
+        if data:
+            return EnvelopeReplies(replies[0], replies[1:-1], replies[-1])
+        return EnvelopeReplies(replies[0], replies[1:], None)
 
     def _envelope_step_by_step(self, envelope: Envelope, *,
                                data: bool = True) -> Flow[EnvelopeReplies]:
