@@ -161,6 +161,8 @@ class TransactionFlows(Channel):
         try:
             piece = next(pieces)
             for following in pieces:
+                if self.tracing:
+                    trace.debug("C: BDAT %d <message data>", len(piece))
                 yield Write(commands.bdat(len(piece), last=False) + piece, "message data",
                             timeout)
                 unanswered += 1
