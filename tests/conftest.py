@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.scripted",
     "tests.support.clients",
     "tests.support.sinks",
+    "tests.support.postfix",
 ]
