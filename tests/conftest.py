@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.clients",
     "tests.support.sinks",
     "tests.support.postfix",
+    "tests.support.chaos",
 ]

@@ -208,6 +208,9 @@ class _Pipeline:
 
     def run(self) -> Flow[None]:
         while True:
+            session = self.core.session
+            if session is not None and not session.alive:
+                yield from self.core.drop()
             if self._connection_used_up() and self.in_flight is None:
                 yield from self.core.quit()
                 self.sent_on_connection = 0
@@ -340,6 +343,8 @@ class _Pipeline:
         if following is not None:
             out += following.envelope.pipelined
         try:
+            if in_flight is None:
+                session.ensure_nothing_unread("MAIL")
             if out:
                 yield Write(out, "end of data" if in_flight else "MAIL", timeout)
         except SmtpError as error:
@@ -371,6 +376,11 @@ class _Pipeline:
             return
         outcome = judge_envelope(following.envelope, replies)
         if outcome.failure is None and replies.data is not None and replies.data.code == 354:
+            try:
+                session.ensure_nothing_unread("the message data")
+            except SmtpError as error:
+                yield from self._connection_failed(session, None, following, error)
+                return
             self.in_flight = _InFlight(following, outcome)
             return
         if replies.data is not None and replies.data.code == 354:
@@ -401,6 +411,7 @@ class _Pipeline:
         if session.tracing:
             session.trace_envelope(envelope, data=False)
         try:
+            session.ensure_nothing_unread("MAIL")
             yield Write(out, "end of data", timeout)
         except SmtpError as error:
             yield from self._connection_failed(session, None, staged, error)

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
 from mailwire.conversation.requests import Close, Flow, Read, TransportDetails, Write
-from mailwire.errors import ConnectionLostError, SmtpError, SmtpResponseError, SmtpUsageError
+from mailwire.errors import (
+    ConnectionLostError,
+    SmtpError,
+    SmtpProtocolError,
+    SmtpResponseError,
+    SmtpTimeoutError,
+    SmtpUsageError,
+)
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply, ReplyParser
@@ -91,7 +99,16 @@ class Channel:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def ensure_nothing_unread(self, before: str) -> None:
+        """Raise when the server sent something no command asked for: reading it as the reply
+        to what comes next would attribute a verdict to the wrong command."""
+        if self.parser.buffered:
+            self.alive = False
+            raise SmtpProtocolError(f"the server sent {self.parser.buffered} byte(s) nobody asked "
+                                    f"for before {before}")
+
     def _command(self, line: bytes, phase: str, shown: str | None = None) -> Flow[Reply]:
+        self.ensure_nothing_unread(phase)
         if self.tracing:
             self._trace_out(line, shown)
         yield Write(line, phase, self.settings.timeout)
@@ -102,16 +119,26 @@ class Channel:
         return (yield from self._read_replies((phase,), timeout))[0]
 
     def _read_replies(self, phases: Sequence[str], timeout: float) -> Flow[list[Reply]]:
-        """One reply per phase, in order. After a 421 the server is closing: every reply still
-        awaited is that 421, without reading."""
+        """One reply per phase, in order, each within ``timeout`` however slowly it trickles in.
+        After a 421 the server is closing: every reply still awaited is that 421, unread."""
         parser = self.parser
         tracing = self.tracing
         replies: list[Reply] = []
         for phase in phases:
             reply = self.closing_reply
             if reply is None:
+                deadline = 0.0
                 while (reply := parser.next_reply()) is None:
-                    data = yield Read(phase, timeout)
+                    if deadline:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise SmtpTimeoutError(phase, timeout)
+                    else:
+                        deadline, remaining = time.monotonic() + timeout, timeout
+                    try:
+                        data = yield Read(phase, remaining)
+                    except SmtpTimeoutError:
+                        raise SmtpTimeoutError(phase, timeout) from None
                     if not data:
                         raise ConnectionLostError(
                             f"the server closed the connection during {phase}")

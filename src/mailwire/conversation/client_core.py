@@ -40,9 +40,10 @@ class ClientCore:
         session = self.session
         if session is not None and session.alive:
             idle = yield CheckIdle()
-            if not idle:
+            if not idle or session.parser.buffered:
                 session.alive = False
-                yield Close()
+        if session is not None and not session.alive:
+            yield Close()
         if session is None or not session.alive:
             self.forget()
             session = Session(self._settings())
@@ -102,11 +103,13 @@ class ClientCore:
         session = self.session
         if session is not None and session.alive:
             yield from session.quit()
+        elif session is not None:
+            yield Close()
         self.forget()
 
     def drop(self) -> Flow[None]:
-        """Close the connection without QUIT."""
-        if self.session is not None and self.session.alive:
+        """Close the connection without QUIT (also one the server has already given up)."""
+        if self.session is not None:
             self.session.alive = False
             yield Close()
         self.forget()

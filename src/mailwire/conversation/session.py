@@ -57,10 +57,9 @@ class Session(TransactionFlows):
         """Connect in the configured mode and greet; no authentication yet."""
         try:
             return (yield from self._open())
-        except BaseException:
-            if self.alive:
-                self.alive = False
-                yield Close()
+        except Exception:
+            self.alive = False
+            yield Close()
             raise
 
     def _open(self) -> Flow[ConnectionInfo]:

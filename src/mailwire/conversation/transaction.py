@@ -48,6 +48,7 @@ class TransactionFlows(Channel):
     def _transaction(self, message: PreparedMessage) -> Flow[SendResult]:
         timeout = self.settings.timeout
         envelope = self.envelope(message)
+        self.ensure_nothing_unread("MAIL")
         if self.capabilities.chunking:
             return (yield from self._transaction_chunked(message, envelope))
         if self.tracing:
@@ -64,6 +65,7 @@ class TransactionFlows(Channel):
                                         reply=replies.data)
             yield from self.reset()
             raise outcome.failure
+        self.ensure_nothing_unread("the message data")
         tail = yield from self.stream_body(message, envelope.check_eight_bit)
         try:
             yield Write(tail, "end of data", timeout)
@@ -104,9 +106,11 @@ class TransactionFlows(Channel):
         data_reply = None
         if mail.code == 250:
             for line in envelope.rcpts:
+                self.ensure_nothing_unread("RCPT")
                 yield Write(line, "RCPT", timeout)
                 rcpts.append((yield from self._read_reply("RCPT", timeout)))
             if data and any(reply.code in ACCEPTED for reply in rcpts):
+                self.ensure_nothing_unread("DATA")
                 yield Write(commands.DATA, "DATA", timeout)
                 data_reply = yield from self._read_reply("DATA", timeout)
         return EnvelopeReplies(mail, rcpts, data_reply)

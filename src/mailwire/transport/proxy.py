@@ -217,8 +217,17 @@ def reads_reply_to_blank_line(proxy: Proxy) -> bool:
 
 
 def http_reply_complete(received: bytes | bytearray) -> bool:
-    """Whether ``received`` holds a whole HTTP CONNECT reply header (or as much as we read)."""
-    return received.endswith(HTTP_REPLY_END) or len(received) >= MAX_HTTP_REPLY
+    """Whether ``received`` holds a whole HTTP CONNECT reply header; a ``ProxyError`` when it
+    grew past ``MAX_HTTP_REPLY`` without ending."""
+    if received.endswith(HTTP_REPLY_END):
+        return True
+    if len(received) >= MAX_HTTP_REPLY:
+        raise OverlongHttpReply
+    return False
+
+
+class OverlongHttpReply(Exception):
+    """The HTTP proxy's reply header went on past ``MAX_HTTP_REPLY`` bytes."""
 
 
 class HttpReplySocket(socket.socket):
@@ -269,6 +278,9 @@ def proxy_unreachable(error: BaseException, proxy: Proxy, timeout: float) -> Smt
     where = proxy.describe()
     if isinstance(error, SmtpError):
         return error
+    if isinstance(error, OverlongHttpReply) or isinstance(error.__cause__, OverlongHttpReply):
+        return ProxyError(f"the {where} sent a reply header longer than {MAX_HTTP_REPLY} "
+                          "bytes")
     if isinstance(error, TimeoutError):
         return SmtpTimeoutError(f"connect to the {where}", timeout)
     if isinstance(error, socket.gaierror):

@@ -124,7 +124,9 @@ class SyncConnection:
         try:
             return TransportDetails(sock.getsockname(), sock.getpeername(), tls)
         except OSError as error:
-            raise translate(error, "connect", self._where(), 0) from error
+            self.close()
+            raise ConnectionLostError(f"the connection to {self._where()} was lost right after "
+                                      f"it was made ({error.strerror or error})") from error
 
 
 def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
