@@ -18,7 +18,7 @@ from python_socks.async_.asyncio import Proxy as SocksConnector
 from mailwire.conversation.requests import Read, TlsDetails, TransportDetails, Write
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
-from mailwire.transport.endpoint import Endpoint
+from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
 from mailwire.transport.proxy import (
     check_target,
@@ -104,11 +104,11 @@ class _ReceiveProtocol(asyncio.Protocol):
             self._waiter.set_result(None)
 
 
-class AsyncConnection:
+class AsyncConnection(EndpointHolder):
     """One TCP (and maybe TLS) connection on the running loop; errors leave as mailwire's."""
 
     def __init__(self) -> None:
-        self._endpoint: Endpoint | None = None
+        super().__init__()
         self._protocol: _ReceiveProtocol | None = None
 
     async def open(self, endpoint: Endpoint, *, tls: bool, timeout: float) -> TransportDetails:
@@ -223,14 +223,6 @@ class AsyncConnection:
         if self._protocol is None:
             raise ConnectionLostError("not connected")
         return self._protocol
-
-    def _require_endpoint(self) -> Endpoint:
-        if self._endpoint is None:
-            raise ConnectionLostError("not connected")
-        return self._endpoint
-
-    def _where(self) -> str:
-        return self._endpoint.describe() if self._endpoint else "the server"
 
     def _details(self, tls: TlsDetails | None) -> TransportDetails:
         transport = self._require_protocol().transport

@@ -7,7 +7,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
-from mailwire.errors import SmtpConnectionError, SmtpUsageError
+from mailwire.errors import ConnectionLostError, SmtpConnectionError, SmtpUsageError
 from mailwire.transport.proxy import Proxy, format_address
 from mailwire.transport.tls import TlsSettings, context_for
 
@@ -87,3 +87,19 @@ class Endpoint:
         host, port = self.connect_address
         where = "the proxy" if self.proxy is not None else "the server"
         return f"{where} {format_address(host, port)}"
+
+
+class EndpointHolder:
+    """What every connection keeps of the endpoint it was opened to: for TLS and for naming
+    the server in errors."""
+
+    def __init__(self) -> None:
+        self._endpoint: Endpoint | None = None
+
+    def _require_endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise ConnectionLostError("not connected")
+        return self._endpoint
+
+    def _where(self) -> str:
+        return self._endpoint.describe() if self._endpoint else "the server"

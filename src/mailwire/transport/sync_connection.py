@@ -13,7 +13,7 @@ from python_socks.sync import Proxy as SocksConnector
 from mailwire.conversation.requests import TlsDetails, TransportDetails
 from mailwire.errors import ConnectionLostError
 from mailwire.transport.certificates import check_with_callback
-from mailwire.transport.endpoint import Endpoint
+from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
 from mailwire.transport.proxy import (
     HttpReplySocket,
@@ -28,11 +28,11 @@ from mailwire.transport.tls import describe_offered
 RECEIVE_SIZE = 64 * 1024
 
 
-class SyncConnection:
+class SyncConnection(EndpointHolder):
     """One TCP (and maybe TLS) connection; every OS error leaves as a mailwire error."""
 
     def __init__(self) -> None:
-        self._endpoint: Endpoint | None = None
+        super().__init__()
         self._socket: socket.socket | None = None
         self._timeout: float | None = None
 
@@ -110,14 +110,6 @@ class SyncConnection:
         if self._socket is None:
             raise ConnectionLostError("not connected")
         return self._socket
-
-    def _require_endpoint(self) -> Endpoint:
-        if self._endpoint is None:
-            raise ConnectionLostError("not connected")
-        return self._endpoint
-
-    def _where(self) -> str:
-        return self._endpoint.describe() if self._endpoint else "the server"
 
     def _details(self, tls: TlsDetails | None) -> TransportDetails:
         sock = self._require_socket()
