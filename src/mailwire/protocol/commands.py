@@ -9,6 +9,7 @@ stripped.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable
 
@@ -57,15 +58,17 @@ def _hello_name(name: str) -> bytes:
 
 
 def mail(sender: Mailbox, parameters: Iterable[str] = ()) -> bytes:
-    return b"MAIL FROM:<" + checked(sender.text, "sender") + b">" + _parameters(parameters) + CRLF
+    return (b"MAIL FROM:<" + checked(sender.text, "sender") + b">" + _parameters(tuple(parameters))
+            + CRLF)
 
 
 def rcpt(recipient: Mailbox, parameters: Iterable[str] = ()) -> bytes:
     address = checked(recipient.text, "recipient")
-    return b"RCPT TO:<" + address + b">" + _parameters(parameters) + CRLF
+    return b"RCPT TO:<" + address + b">" + _parameters(tuple(parameters)) + CRLF
 
 
-def _parameters(parameters: Iterable[str]) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def _parameters(parameters: tuple[str, ...]) -> bytes:
     encoded = b""
     for parameter in parameters:
         raw = checked(parameter, "command parameter")
