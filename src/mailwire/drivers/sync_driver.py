@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
 from mailwire.conversation.requests import (
@@ -26,30 +26,29 @@ R = TypeVar("R")
 
 def run(flow: Flow[T], connection: SyncConnection) -> T:
     """Drive ``flow`` to its end; I/O failures are thrown into it as mailwire errors."""
+    try:
+        next(_drive(flow, connection, None))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise AssertionError("a flow run without results handed one out")
+
+
+def drain(flow: Flow[None], connection: SyncConnection, results: deque[R]) -> Iterator[R]:
+    """Drive ``flow`` like ``run``, handing out what it appends to ``results`` as it goes."""
+    yield from _drive(flow, connection, results)
+
+
+def _drive(flow: Flow[T], connection: SyncConnection,
+           results: deque[Any] | None) -> Generator[Any, None, T]:
     result: Any = None
     error: SmtpError | None = None
     while True:
         try:
             request = flow.send(result) if error is None else flow.throw(error)
         except StopIteration as done:
+            while results:
+                yield results.popleft()
             return done.value  # type: ignore[no-any-return]
-        error = None
-        try:
-            result = perform(request, connection)
-        except SmtpError as failure:
-            result = None
-            error = failure
-
-
-def drain(flow: Flow[None], connection: SyncConnection, results: deque[R]) -> Iterator[R]:
-    """Drive ``flow`` like ``run``, handing out what it appends to ``results`` as it goes."""
-    result: Any = None
-    error: SmtpError | None = None
-    while True:
-        try:
-            request = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration:
-            break
         error = None
         try:
             result = perform(request, connection)
@@ -58,8 +57,6 @@ def drain(flow: Flow[None], connection: SyncConnection, results: deque[R]) -> It
             error = failure
         while results:
             yield results.popleft()
-    while results:
-        yield results.popleft()
 
 
 def perform(request: Request, connection: SyncConnection) -> Any:
