@@ -115,7 +115,15 @@ class AsyncConnection(EndpointHolder):
         self.close()
         self._endpoint = endpoint
         loop = asyncio.get_running_loop()
-        sock = await _connect(endpoint, timeout)
+        try:
+            sock = await _connect(endpoint, timeout)
+        except ConnectionLostError as error:
+            if not tls:
+                raise
+            # Accepted, then reset before a ClientHello could go out: for implicit TLS that
+            # is a handshake the server cut short, as the blocking transport reports it.
+            raise translate_handshake(error, endpoint.describe(), timeout,
+                                      describe_offered(endpoint.tls)) from error
         protocol = _ReceiveProtocol()
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -126,6 +134,9 @@ class AsyncConnection(EndpointHolder):
             sock.close()
             if not isinstance(error, Exception):
                 raise
+            if tls:
+                raise translate_handshake(error, endpoint.describe(), timeout,
+                                          describe_offered(endpoint.tls)) from error
             raise translate(error, "connect", endpoint.describe(), timeout) from error
         self._protocol = protocol
         return await self.start_tls(timeout=timeout) if tls else self._details(None)
