@@ -20,6 +20,7 @@ from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
+from mailwire.transport.first_hop import BindFailure, FirstHop
 from mailwire.transport.proxy import (
     check_target,
     http_reply_complete,
@@ -251,14 +252,14 @@ async def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     if proxy is None:
         try:
             return await _open_tcp(endpoint, timeout)
-        except _BindFailure as failure:
+        except BindFailure as failure:
             raise endpoint.bind_failure(failure.error) from None
         except OSError as error:
             raise translate(error, "connect", endpoint.describe(), timeout) from error
     check_target(endpoint.server_hostname, proxy)
     try:
         sock = await _open_tcp(endpoint, timeout)
-    except _BindFailure as failure:
+    except BindFailure as failure:
         raise endpoint.bind_failure(failure.error) from None
     except OSError as error:
         raise proxy_unreachable(error, proxy, timeout) from None
@@ -266,12 +267,6 @@ async def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
         return await _proxy_handshake(sock, endpoint, timeout)
     except Exception as error:
         raise translate_proxy_error(error, proxy, endpoint.describe(), timeout) from None
-
-
-class _BindFailure(Exception):
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error)
-        self.error = error
 
 
 async def _open_tcp(endpoint: Endpoint, timeout: float) -> socket.socket:
@@ -282,38 +277,22 @@ async def _open_tcp(endpoint: Endpoint, timeout: float) -> socket.socket:
     too (the blocking transport cannot bound ``getaddrinfo``; here it costs nothing).
     """
     host, port = endpoint.connect_address
-    bind = endpoint.bind
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    bind_failure: OSError | None = None
-    connect_failure: OSError | None = None
-    for family, kind, protocol, _name, address in infos:
-        sock = socket.socket(family, kind, protocol)
+    hop = FirstHop(host, infos, endpoint.bind)
+    for sock, address in hop.sockets(blocking_timeout=None):
         try:
-            sock.setblocking(False)
-            if bind is not None:
-                try:
-                    sock.bind(bind)
-                except OSError as error:
-                    bind_failure = bind_failure or error
-                    sock.close()
-                    continue
             async with asyncio.timeout(timeout):
                 await loop.sock_connect(sock, address)
         except OSError as error:  # TimeoutError included, as socket.timeout in the sync one
-            connect_failure = connect_failure or _as_blocking_socket_error(error)
-            sock.close()
+            hop.connect_failed(sock, _as_blocking_socket_error(error))
             continue
         except BaseException:
             sock.close()
             raise
         return sock
-    if connect_failure is not None:
-        raise connect_failure
-    if bind_failure is not None:
-        raise _BindFailure(bind_failure)
-    raise OSError(f"no address for {host}")  # pragma: no cover - getaddrinfo never returns []
+    hop.give_up()
 
 
 def _as_blocking_socket_error(error: OSError) -> OSError:

@@ -15,6 +15,7 @@ from mailwire.errors import ConnectionLostError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
+from mailwire.transport.first_hop import BindFailure, FirstHop
 from mailwire.transport.proxy import (
     HttpReplySocket,
     check_target,
@@ -127,14 +128,14 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     if proxy is None:
         try:
             return _without_nagle(_open_tcp(endpoint, timeout))
-        except _BindFailure as failure:
+        except BindFailure as failure:
             raise endpoint.bind_failure(failure.error) from None
         except OSError as error:
             raise translate(error, "connect", endpoint.describe(), timeout) from error
     check_target(endpoint.server_hostname, proxy)
     try:
         sock = _open_tcp(endpoint, timeout)
-    except _BindFailure as failure:
+    except BindFailure as failure:
         raise endpoint.bind_failure(failure.error) from None
     except OSError as error:
         raise proxy_unreachable(error, proxy, timeout) from None
@@ -144,44 +145,21 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
         raise translate_proxy_error(error, proxy, endpoint.describe(), timeout) from None
 
 
-class _BindFailure(Exception):
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error)
-        self.error = error
-
-
 def _open_tcp(endpoint: Endpoint, timeout: float) -> socket.socket:
     """``socket.create_connection`` to the first hop, telling a failed bind from the rest."""
     host, port = endpoint.connect_address
-    bind = endpoint.bind
-    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
-    bind_failure: OSError | None = None
-    connect_failure: OSError | None = None
-    for family, kind, protocol, _name, address in infos:
-        sock = socket.socket(family, kind, protocol)
+    hop = FirstHop(host, socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM), endpoint.bind)
+    for sock, address in hop.sockets(blocking_timeout=timeout):
         try:
-            sock.settimeout(timeout)
-            if bind is not None:
-                try:
-                    sock.bind(bind)
-                except OSError as error:
-                    bind_failure = bind_failure or error
-                    sock.close()
-                    continue
             sock.connect(address)
         except OSError as error:
-            connect_failure = connect_failure or error
-            sock.close()
+            hop.connect_failed(sock, error)
             continue
         except BaseException:
             sock.close()
             raise
         return sock
-    if connect_failure is not None:
-        raise connect_failure
-    if bind_failure is not None:
-        raise _BindFailure(bind_failure)
-    raise OSError(f"no address for {host}")  # pragma: no cover - getaddrinfo never returns []
+    hop.give_up()
 
 
 class _GivenConnection:
