@@ -219,3 +219,16 @@ def test_connections_spread_over_worker_processes(smtp_server: type[DevServer]) 
     received = server.wait_for_messages(sent)
     assert len(received) == sent
     assert len({message.peer for message in received}) >= 2
+
+
+def test_messages_per_connection_holds_while_the_next_message_is_staged(
+    smtp_server: type[DevServer], make_client: ClientFactory
+) -> None:
+    """Without a rate limit the next message is prepared ahead: it must still wait for the
+    next connection once this one has had its share."""
+    server = smtp_server()
+    client = make_client("127.0.0.1", server.port, security="none")
+    results = client.send_many([raw(index) for index in range(9)], messages_per_connection=4)
+    assert all(result.sent for result in results)
+    peers = [message.peer for message in server.wait_for_messages(9)]
+    assert [peers.count(peer) for peer in dict.fromkeys(peers)] == [4, 4, 1]

@@ -202,7 +202,7 @@ class _Pipeline:
         self.in_flight: _InFlight | None = None
         self.staged: _Staged | None = None
         self.needs_reset = False
-        self.sent_on_connection = 0
+        self.started_on_connection = 0
         self.retry_pending = False
         self.failed_connects = 0
 
@@ -213,7 +213,7 @@ class _Pipeline:
                 yield from self.core.drop()
             if self._connection_used_up() and self.in_flight is None:
                 yield from self.core.quit()
-                self.sent_on_connection = 0
+                self.started_on_connection = 0
                 self.retry_pending = False
             item = self._next_item()
             if isinstance(item, float):
@@ -236,18 +236,20 @@ class _Pipeline:
                 yield from self._single(session, item)
 
     def _next_item(self) -> Job | _Staged | float | None:
+        """The staged message, else a new one; none while the connection is used up (a staged
+        message then waits for the next connection)."""
+        if self._connection_used_up():
+            return None
         if self.staged is not None:
             staged, self.staged = self.staged, None
             return staged
-        if self._connection_used_up():
-            return None
         return self.queue.take()
 
     def _connection_used_up(self) -> bool:
         """Time for a new connection: the per-connection limit was reached, or a message
         failed transiently and is to be retried on a fresh one."""
         limit = self.options.messages_per_connection
-        return self.retry_pending or (limit is not None and self.sent_on_connection >= limit)
+        return self.retry_pending or (limit is not None and self.started_on_connection >= limit)
 
     def _session(self, item: Job | _Staged | None) -> Flow[Session | None]:
         """The connection's session, opening one if needed; on failure the item is settled."""
@@ -255,7 +257,7 @@ class _Pipeline:
             assert self.core.session is not None
             return self.core.session
         self.needs_reset = False
-        self.sent_on_connection = 0
+        self.started_on_connection = 0
         try:
             session = yield from self.core.ready(authenticated=True)
         except SmtpError as error:
@@ -310,13 +312,13 @@ class _Pipeline:
             outgoing = job.outgoing
             prepared = (item.prepared if isinstance(item, _Staged)
                         else prepare(outgoing.message, outgoing.sender, outgoing.recipients))
+            self.started_on_connection += 1
             result = yield from session.transaction(prepared)
         except SmtpError as error:
             if not session.alive:
                 yield from self.core.drop()
             self._settle_failure(job, error)
             return
-        self.sent_on_connection += 1
         self._settle(job, result, None)
 
     def _pipelined_step(self, session: Session, item: Job | _Staged | None) -> Flow[None]:
@@ -351,6 +353,7 @@ class _Pipeline:
             yield from self._connection_failed(session, in_flight, following, error)
             return
         if following is not None:
+            self.started_on_connection += 1
             self._prefetch(session)
         if in_flight is not None:
             try:
@@ -362,7 +365,6 @@ class _Pipeline:
                 yield from self._connection_failed(session, None, following, error)
                 return
             else:
-                self.sent_on_connection += 1
                 self._settle(in_flight.staged.job, result, None)
         if following is None:
             return
@@ -416,6 +418,7 @@ class _Pipeline:
         except SmtpError as error:
             yield from self._connection_failed(session, None, staged, error)
             return
+        self.started_on_connection += 1
         self._prefetch(session)
         try:
             if reset:
@@ -446,7 +449,6 @@ class _Pipeline:
                 self._settle_failure(staged.job, confused)
                 yield from self._connection_failed(session, None, None, confused)
                 return
-            self.sent_on_connection += 1
             self._settle(staged.job, result, None)
         if not session.alive:
             yield from self.core.drop()
