@@ -30,17 +30,17 @@ def send_many(
 ) -> Iterator[BulkResult]:
     """Results in the order messages complete (input order on one connection)."""
     total = len(messages) if isinstance(messages, Sized) else None
-    work = WorkQueue(messages, options)
     outcomes: Iterator[BulkResult]
     if processes > 1:
         outcomes = send_many_in_processes(messages, settings, options,
                                           min(processes, options.connections))
     elif options.connections == 1:
         results: deque[BulkResult] = deque()
-        flow = worker(core, work, results.append, options, quit_at_end=False)
+        flow = worker(core, WorkQueue(messages, options), results.append, options,
+                      quit_at_end=False)
         outcomes = sync_driver.drain(flow, connection, results)
     else:
-        outcomes = _threaded(work, settings, options)
+        outcomes = _threaded(WorkQueue(messages, options), settings, options)
     for done, outcome in enumerate(outcomes, 1):
         if progress is not None:
             progress(done, total)
