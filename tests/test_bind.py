@@ -22,8 +22,8 @@ from mailwire import (
     SmtpUsageError,
     SocksProxy,
 )
-from mailwire.client import simple_message
 from mailwire.devserver import DevServer
+from mailwire.message import simple_message
 from mailwire.results import SendResult
 from tests.support.clients import Client, ClientFactory
 from tests.support.proxies import LOOPBACK, RunningProxy, free_port

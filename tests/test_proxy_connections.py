@@ -26,8 +26,8 @@ from mailwire import (
     SocksProxy,
     SocksVersion,
 )
-from mailwire.client import simple_message
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.message import simple_message
 from mailwire.results import SendResult
 from tests.support.clients import Client, ClientFactory
 from tests.support.proxies import RunningProxy

@@ -23,8 +23,8 @@ from mailwire import (
     SmtpTimeoutError,
     TlsNotSpokenError,
 )
-from mailwire.client import simple_message
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.message import simple_message
 from mailwire.results import SendResult
 from mailwire.transport import tls as tls_module
 from mailwire.transport.errors import translate

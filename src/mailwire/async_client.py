@@ -14,11 +14,10 @@ from typing import TypeVar
 from mailwire import bulk_async
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.bulk_sync import Progress
-from mailwire.client import simple_message
 from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
 from mailwire.conversation.requests import Flow
 from mailwire.drivers import async_driver
-from mailwire.message import MessageInput
+from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply

@@ -6,7 +6,6 @@ Operations connect on demand and reuse the connection; see ``ClientOptions`` for
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from email.message import EmailMessage
 from functools import cached_property
 from typing import TypeVar
 
@@ -16,7 +15,7 @@ from mailwire.bulk_sync import Progress
 from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
 from mailwire.conversation.requests import Flow
 from mailwire.drivers import sync_driver
-from mailwire.message import MessageInput
+from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -24,20 +23,6 @@ from mailwire.results import ConnectionInfo, SendResult
 from mailwire.transport.sync_connection import SyncConnection
 
 T = TypeVar("T")
-
-
-def simple_message(
-    sender: str, recipients: str | Iterable[str], subject: str, body: str, html: str | None
-) -> EmailMessage:
-    """A text message, with an HTML alternative when ``html`` is given."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join([recipients] if isinstance(recipients, str) else recipients)
-    message["Subject"] = subject
-    message.set_content(body)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    return message
 
 
 class SmtpClient(ClientOptions):

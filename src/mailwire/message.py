@@ -17,7 +17,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from typing import IO, TypeAlias
 
@@ -291,3 +291,17 @@ def _simple_addresses(value: str) -> list[str] | None:
 
 def _needs_smtputf8(sender: Mailbox, recipients: list[Mailbox]) -> bool:
     return sender.needs_smtputf8 or any(r.needs_smtputf8 for r in recipients)
+
+
+def simple_message(
+    sender: str, recipients: str | Iterable[str], subject: str, body: str, html: str | None
+) -> EmailMessage:
+    """A text message, with an HTML alternative when ``html`` is given."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join([recipients] if isinstance(recipients, str) else recipients)
+    message["Subject"] = subject
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from mailwire.client import SmtpClient
-from mailwire.conversation.requests import TransportDetails
+from mailwire.transport.details import TransportDetails
 from mailwire.transport.endpoint import Endpoint
 from mailwire.transport.sync_connection import SyncConnection
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
-from mailwire.conversation.requests import Close, Flow, Read, TransportDetails, Write
+from mailwire.conversation.requests import Close, Flow, Read, Write
 from mailwire.errors import (
     ConnectionLostError,
     SmtpError,
@@ -30,6 +30,7 @@ from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply, ReplyParser
 from mailwire.results import ConnectionInfo
 from mailwire.security import SecurityOptions
+from mailwire.transport.details import TransportDetails
 from mailwire.transport.endpoint import Endpoint
 
 trace = logging.getLogger("mailwire.protocol")

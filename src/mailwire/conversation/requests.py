@@ -62,20 +62,6 @@ class CheckIdle:
     """Is the idle connection still open, with nothing received? Answered with a bool."""
 
 
-@dataclass(frozen=True, slots=True)
-class TlsDetails:
-    version: str
-    cipher: str
-    peer_certificate: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TransportDetails:
-    local_address: tuple[Any, ...]
-    remote_address: tuple[Any, ...]
-    tls: TlsDetails | None
-
-
 Request: TypeAlias = Open | StartTls | Write | Read | Close | CheckIdle | Sleep
 T = TypeVar("T")
 Flow: TypeAlias = Generator[Request, Any, T]

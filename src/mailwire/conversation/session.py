@@ -1,9 +1,9 @@
 """The SMTP conversation over one connection, written once as generators of I/O requests.
 
 ``Session`` offers the flows of a connection: ``open`` (connect, greeting, EHLO, TLS in the
-chosen mode) and ``authenticate`` here; ``transaction`` in ``transaction.py``; ``noop``,
-``reset`` and ``quit`` in ``channel.py``. Drivers run the flows; they never decide anything
-about SMTP.
+chosen mode) here; ``authenticate`` in ``authentication.py``; ``transaction`` in
+``transaction.py``; ``noop``, ``reset`` and ``quit`` in ``channel.py``. Drivers run the
+flows; they never decide anything about SMTP.
 
 Rules kept here:
 - STARTTLS is sent alone; bytes received after its 220 and before TLS are an attack and fatal;
@@ -15,23 +15,15 @@ Rules kept here:
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import replace
-
-from mailwire.auth import choose
+from mailwire.conversation.authentication import AuthenticationFlows
 from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
 from mailwire.conversation.requests import Close, Flow, Open, StartTls
 from mailwire.conversation.transaction import TransactionFlows
 from mailwire.errors import (
-    AuthenticationError,
     GreetingRefusedError,
-    SmtpError,
-    SmtpProtocolError,
     SmtpResponseError,
     SmtpSecurityError,
     SmtpTimeoutError,
-    SmtpUsageError,
     TlsNotSpokenError,
 )
 from mailwire.protocol import commands
@@ -43,7 +35,7 @@ from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
 __all__ = ["SERVICE_CLOSING", "Session", "SessionSettings"]
 
 
-class Session(TransactionFlows):
+class Session(TransactionFlows, AuthenticationFlows):
     """One SMTP connection: opening it in the chosen security mode, authenticating, and (from
     ``TransactionFlows`` and ``Channel``) sending and the small commands."""
 
@@ -182,63 +174,3 @@ class Session(TransactionFlows):
             peer_certificate=tls.peer_certificate if tls else None,
         )
         return self.info
-
-    # -- authentication ------------------------------------------------------------------------
-
-    def authenticate(self) -> Flow[str]:
-        """Authenticate with the strongest mechanism both sides allow; returns its name."""
-        with self._fatal_unless_answered():
-            return (yield from self._authenticate())
-
-    def _authenticate(self) -> Flow[str]:
-        credentials = self.settings.credentials
-        info = self.info
-        if credentials is None or info is None:
-            raise SmtpUsageError("no credentials to authenticate with")
-        if info.security is SecurityOptions.NONE and not self.settings.allow_plaintext_credentials:
-            raise SmtpSecurityError(
-                "refusing to send credentials over an unencrypted connection; use a TLS mode, or "
-                "set allow_plaintext_credentials=True to send them in the clear"
-            )
-        offered = self.capabilities.auth_mechanisms
-        mechanism = choose(offered, self.settings.allowed_authentication, credentials)(credentials)
-        name = mechanism.name()
-        flow = mechanism.flow()
-        initial = next(flow)
-        hidden = "" if initial is None else " <redacted>"
-        command = commands.auth(name, initial)
-        reply = yield from self._command(command, "AUTH", f"AUTH {name}{hidden}")
-        while reply.code == 334:
-            try:
-                challenge = base64.b64decode(reply.text.strip(), validate=True)
-            except binascii.Error:
-                yield from self._cancel_auth()
-                raise SmtpProtocolError("AUTH challenge is not base64", reply=reply) from None
-            try:
-                response = flow.send(challenge)
-            except StopIteration:
-                yield from self._cancel_auth()
-                raise AuthenticationError(f"{name}: the server asked for more than the mechanism "
-                                          "provides", reply=reply) from None
-            except SmtpError:
-                yield from self._cancel_auth()
-                raise
-            reply = yield from self._command(commands.auth_response(response or b""), "AUTH",
-                                             "<redacted>")
-        if reply.code != 235:
-            raise AuthenticationError(f"{name} authentication failed", reply=reply)
-        try:
-            flow.send(None)
-        except StopIteration:
-            pass
-        else:
-            raise AuthenticationError(f"{name}: the server reported success too early")
-        self.info = _replace_mechanism(self.info, name)
-        return name
-
-    def _cancel_auth(self) -> Flow[None]:
-        yield from self._command(commands.AUTH_CANCEL, "AUTH", "*")
-
-
-def _replace_mechanism(info: ConnectionInfo | None, name: str) -> ConnectionInfo | None:
-    return None if info is None else replace(info, auth_mechanism=name)

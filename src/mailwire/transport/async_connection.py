@@ -15,9 +15,10 @@ from typing import Any
 
 from python_socks.async_.asyncio import Proxy as SocksConnector
 
-from mailwire.conversation.requests import Read, TlsDetails, TransportDetails, Write
+from mailwire.conversation.requests import Read, Write
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
+from mailwire.transport.details import TlsDetails, TransportDetails
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
 from mailwire.transport.first_hop import BindFailure, FirstHop

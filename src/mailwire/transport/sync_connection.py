@@ -10,9 +10,9 @@ from typing import Any
 
 from python_socks.sync import Proxy as SocksConnector
 
-from mailwire.conversation.requests import TlsDetails, TransportDetails
 from mailwire.errors import ConnectionLostError
 from mailwire.transport.certificates import check_with_callback
+from mailwire.transport.details import TlsDetails, TransportDetails
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
 from mailwire.transport.first_hop import BindFailure, FirstHop
