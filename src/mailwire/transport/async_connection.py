@@ -2,7 +2,9 @@
 
 A ``Protocol`` (rather than streams) keeps one receive buffer that this module controls: before a
 STARTTLS upgrade it must be empty, or plaintext injected by an attacker would be read as if it
-had come over TLS.
+had come over TLS; and it is bounded: above ``MAX_BUFFERED`` bytes the transport stops reading
+until the conversation takes what is there, so a server that floods the connection (while the
+client is idle or busy writing) fills the kernel's buffers, not this process's memory.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 
 from python_socks.async_.asyncio import Proxy as SocksConnector
 
-from mailwire.conversation.requests import Read, Write
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.details import TlsDetails, TransportDetails
@@ -32,9 +33,9 @@ from mailwire.transport.proxy import (
 )
 from mailwire.transport.tls import describe_offered
 
-NOT_DONE = object()
-WRITTEN_MUST_DRAIN = object()
 _HANDSHAKE_TIMEOUT_MARGIN = 1.0
+MAX_BUFFERED = 256 * 1024
+"""Received bytes held before the transport stops reading from the socket."""
 
 
 class _ReceiveProtocol(asyncio.Protocol):
@@ -47,6 +48,7 @@ class _ReceiveProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
+        self._reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -54,7 +56,20 @@ class _ReceiveProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if len(self.buffer) > MAX_BUFFERED and not self._reading_paused:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self._reading_paused = True
         self._wake()
+
+    def take(self) -> bytes:
+        """Everything received so far (reading resumes if it was paused)."""
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        if self._reading_paused and self.transport is not None and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
 
     def eof_received(self) -> bool:
         self.closed = True
@@ -87,9 +102,7 @@ class _ReceiveProtocol(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
+        return self.take()
 
     @property
     def write_paused(self) -> bool:
@@ -174,48 +187,50 @@ class AsyncConnection(EndpointHolder):
         return self._details(TlsDetails(ssl_object.version() or "",
                                         (ssl_object.cipher() or ("",))[0], certificate))
 
-    def perform_now(self, request: object) -> object:
-        """A write that needs no waiting, or a read of bytes already received, done at once.
-
-        ``NOT_DONE``: nothing was done, await the request. ``WRITTEN_MUST_DRAIN``: the data was
-        written, await ``send(..., written=True)`` for the transport to drain."""
-        protocol = self._protocol
-        if protocol is None:
-            return NOT_DONE
-        if type(request) is Write:
-            transport = protocol.transport
-            if transport is None or protocol.closed or transport.is_closing():
-                return NOT_DONE
-            transport.write(request.data)
-            return WRITTEN_MUST_DRAIN if protocol.write_paused else None
-        if type(request) is Read and protocol.buffer:
-            data = bytes(protocol.buffer)
-            protocol.buffer.clear()
-            return data
-        return NOT_DONE
-
-    async def send(self, data: bytes, phase: str, timeout: float, *,
-                   written: bool = False) -> None:
-        """Write ``data`` (unless ``written`` already) and wait while the transport is full."""
+    def write_now(self, data: bytes, phase: str, timeout: float) -> None:
+        """Hand ``data`` to the transport (it never waits); ``must_drain`` then says whether
+        the caller should await ``drain`` before writing more."""
         protocol = self._require_protocol()
+        transport = protocol.transport
         try:
-            assert protocol.transport is not None
-            if protocol.closed or protocol.transport.is_closing():
+            assert transport is not None
+            if protocol.closed or transport.is_closing():
                 raise protocol.error or ConnectionResetError("connection closed")
-            if not written:
-                protocol.transport.write(data)
-            if protocol.write_paused:
-                async with asyncio.timeout(timeout):
-                    await protocol.writable()
+            transport.write(data)
         except Exception as error:
             raise translate(error, phase, self._where(), timeout) from error
+
+    @property
+    def must_drain(self) -> bool:
+        protocol = self._protocol
+        return protocol is not None and protocol.write_paused
+
+    async def drain(self, phase: str, timeout: float) -> None:
+        """Wait while the transport holds more than it wants to."""
+        protocol = self._require_protocol()
+        try:
+            async with asyncio.timeout(timeout):
+                await protocol.writable()
+        except Exception as error:
+            raise translate(error, phase, self._where(), timeout) from error
+
+    def read_now(self) -> bytes | None:
+        """The bytes received so far, or None when there are none (never waits)."""
+        protocol = self._protocol
+        if protocol is None or not protocol.buffer:
+            return None
+        return protocol.take()
+
+    async def send(self, data: bytes, phase: str, timeout: float) -> None:
+        """Write ``data`` and wait while the transport is full."""
+        self.write_now(data, phase, timeout)
+        if self.must_drain:
+            await self.drain(phase, timeout)
 
     async def receive(self, phase: str, timeout: float) -> bytes:
         protocol = self._require_protocol()
         if protocol.buffer:
-            data = bytes(protocol.buffer)
-            protocol.buffer.clear()
-            return data
+            return protocol.take()
         try:
             async with asyncio.timeout(timeout):
                 return await protocol.receive()
@@ -228,9 +243,17 @@ class AsyncConnection(EndpointHolder):
                 and protocol.transport is not None and not protocol.transport.is_closing())
 
     def close(self) -> None:
+        """Close the connection; what was written and not yet sent is dropped (a connection is
+        closed with data pending only when it is given up, and a message cut short must not
+        reach the server as a whole)."""
         protocol, self._protocol = self._protocol, None
-        if protocol is not None and protocol.transport is not None:
-            protocol.transport.abort() if protocol.closed else protocol.transport.close()
+        if protocol is None or protocol.transport is None:
+            return
+        transport = protocol.transport
+        if protocol.closed or transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def _require_protocol(self) -> _ReceiveProtocol:
         if self._protocol is None:

@@ -38,6 +38,7 @@ from mailwire.errors import (
     SmtpTimeoutError,
     SmtpUsageError,
 )
+from mailwire.transport.deadline import DeadlineSocket
 
 PROXY_PHASE = "proxy handshake"
 HTTP_REPLY_END = b"\r\n\r\n"
@@ -230,29 +231,22 @@ class OverlongHttpReply(Exception):
     """The HTTP proxy's reply header went on past ``MAX_HTTP_REPLY`` bytes."""
 
 
-class HttpReplySocket(socket.socket):
+class HttpReplySocket(DeadlineSocket):
     """A socket whose reads stop at the blank line that closes an HTTP CONNECT reply.
 
     For the proxy handshake only (see ``reads_reply_to_blank_line``): ``recv`` returns the
     whole reply header at once and never a byte of what follows. It reads a byte at a time
     (a few dozen system calls, once) and keeps what it has between calls, so it works on a
     blocking socket and on a non-blocking one driven by asyncio's ``sock_recv`` (which calls
-    ``recv`` again after ``BlockingIOError``). Make one with ``HttpReplySocket.adopt(sock)``
-    and turn it back into a plain socket with ``release()`` once the handshake is over.
+    ``recv`` again after ``BlockingIOError``). Make one with ``HttpReplySocket.adopt(sock,
+    seconds)`` and turn it back into a plain socket with ``release()`` once the handshake is
+    over; as a ``DeadlineSocket`` its reads end within ``seconds`` as a whole.
     """
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1,
                  fileno: int | None = None) -> None:
         super().__init__(family, type, proto, fileno)
         self._pending = bytearray()
-
-    @classmethod
-    def adopt(cls, sock: socket.socket) -> HttpReplySocket:
-        """``sock`` as an HttpReplySocket; ``sock`` itself is detached and must not be used."""
-        timeout = sock.gettimeout()
-        adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        adopted.settimeout(timeout)
-        return adopted
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         pending = self._pending
@@ -264,13 +258,6 @@ class HttpReplySocket(socket.socket):
         reply = bytes(pending)
         pending.clear()
         return reply
-
-    def release(self) -> socket.socket:
-        """A plain socket on the same connection (this object is detached)."""
-        timeout = self.gettimeout()
-        plain = socket.socket(self.family, self.type, self.proto, fileno=self.detach())
-        plain.settimeout(timeout)
-        return plain
 
 
 def proxy_unreachable(error: BaseException, proxy: Proxy, timeout: float) -> SmtpError:

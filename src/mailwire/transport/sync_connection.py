@@ -12,6 +12,7 @@ from python_socks.sync import Proxy as SocksConnector
 
 from mailwire.errors import ConnectionLostError
 from mailwire.transport.certificates import check_with_callback
+from mailwire.transport.deadline import DeadlineSocket, handshake_within
 from mailwire.transport.details import TlsDetails, TransportDetails
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
 from mailwire.transport.errors import translate, translate_handshake
@@ -51,9 +52,10 @@ class SyncConnection(EndpointHolder):
             self._timeout = timeout
             endpoint = self._require_endpoint()
             wrapped = endpoint.ssl_context.wrap_socket(
-                sock, server_hostname=endpoint.server_hostname
+                sock, server_hostname=endpoint.server_hostname, do_handshake_on_connect=False
             )
             self._socket = wrapped
+            handshake_within(wrapped, timeout)
             check_with_callback(wrapped.getpeercert(binary_form=True),
                                 endpoint.server_hostname, endpoint.tls)
         except Exception as error:
@@ -83,6 +85,20 @@ class SyncConnection(EndpointHolder):
             return sock.recv(RECEIVE_SIZE)
         except Exception as error:
             raise translate(error, phase, self._where(), timeout) from error
+
+    def poll(self) -> bytes:
+        """What the server has sent so far, without waiting (empty when nothing)."""
+        sock = self._require_socket()
+        try:
+            sock.settimeout(0.0)
+            try:
+                return sock.recv(RECEIVE_SIZE)
+            finally:
+                sock.settimeout(self._timeout)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return b""
+        except Exception as error:
+            raise translate(error, "reading", self._where(), self._timeout or 0.0) from error
 
     def is_quiet(self) -> bool:
         """True when the idle connection is open and the server has said nothing since.
@@ -179,16 +195,15 @@ class _GivenConnection:
 def _proxy_handshake(sock: socket.socket, endpoint: Endpoint, timeout: float) -> socket.socket:
     proxy = endpoint.proxy
     assert proxy is not None
-    if reads_reply_to_blank_line(proxy):
-        sock = HttpReplySocket.adopt(sock)
+    bounded = (HttpReplySocket if reads_reply_to_blank_line(proxy)
+               else DeadlineSocket).adopt(sock, timeout)
     try:
-        forward: Any = _GivenConnection(sock)  # duck-typed: python-socks only calls connect()
+        forward: Any = _GivenConnection(bounded)  # duck-typed: python-socks only calls connect()
         connector = SocksConnector(**python_socks_arguments(proxy), forward=forward)
         connector.connect(endpoint.server_hostname, endpoint.port, timeout=timeout)
-        if isinstance(sock, HttpReplySocket):
-            sock = sock.release()
+        sock = bounded.release()
     except BaseException:
-        sock.close()
+        bounded.close()
         raise
     sock.settimeout(timeout)
     return _without_nagle(sock)
