@@ -1003,9 +1003,11 @@ def test_every_recipient_refused(serve: Callable[..., ScriptedServer],
 @pytest.mark.parametrize("code", [451, 554])
 def test_refused_after_the_data(serve: Callable[..., ScriptedServer],
                                 connect: Callable[..., Client], mode: str, code: int) -> None:
+    """A refusal after the data leaves the connection usable. The next transaction starts with
+    RSET: Postfix keeps a transaction refused at its end of data open ("503 nested MAIL")."""
     enhanced = f"{code // 100}.7.1"
     server = serve([*upto(mode, "end of data"), Reply(code, f"{enhanced} content refused"),
-                    *mail_transaction(), *goodbye()])
+                    Expect(b"RSET"), Reply(250, "2.0.0 ok"), *mail_transaction(), *goodbye()])
     client = connect(server, mode)
     error = fails(send(client), DataRefusedError, 0)
     assert error.code == code

@@ -4,7 +4,6 @@ from mailwire.async_client import AsyncSmtpClient
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.client import SmtpClient
 from mailwire.config import Settings, load_settings
-from mailwire.conversation.bulk import BulkResult, Outgoing
 from mailwire.errors import (
     AuthenticationError,
     ConfigError,
@@ -27,9 +26,10 @@ from mailwire.errors import (
     TlsNotSpokenError,
 )
 from mailwire.options import BindEndpoint
+from mailwire.outgoing import Outgoing
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
-from mailwire.results import ConnectionInfo, SendResult
+from mailwire.results import BulkResult, ConnectionInfo, SendResult
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import HttpProxy, SocksProxy, SocksVersion
 from mailwire.transport.tls import CertificateValidationCallback, EncryptionProtocols

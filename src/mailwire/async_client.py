@@ -2,7 +2,8 @@
 ``SmtpClient`` on the running event loop (no thread, no nested loop).
 
 Properties that may need to connect (``capabilities``, ``supported_authentication``) return
-awaitables: ``await client.capabilities``.
+awaitables: ``await client.capabilities``. One client may be shared by any number of tasks of
+its loop: their messages share the connection's pipeline, and their bytes never interleave.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from typing import TypeVar
 from mailwire import bulk_async
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.bulk_sync import Progress
-from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
+from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
-from mailwire.drivers import async_driver
+from mailwire.drivers.async_driver import AsyncRunner
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
+from mailwire.outgoing import Outgoing
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
-from mailwire.results import ConnectionInfo, SendResult
+from mailwire.results import BulkResult, ConnectionInfo, SendResult
 from mailwire.transport.async_connection import AsyncConnection
 
 T = TypeVar("T")
@@ -33,6 +35,10 @@ class AsyncSmtpClient(ClientOptions):
     @cached_property
     def _connection(self) -> AsyncConnection:
         return AsyncConnection()
+
+    @cached_property
+    def _runner(self) -> AsyncRunner:
+        return AsyncRunner(self._core, self._connection)
 
     async def connect(self) -> ConnectionInfo:
         """Connect (again, if connected) and authenticate when credentials are set."""
@@ -46,7 +52,7 @@ class AsyncSmtpClient(ClientOptions):
     def connection_info(self) -> ConnectionInfo | None:
         """How the current connection was made, or None when not connected."""
         session = self._core.session
-        return session.info if session is not None and session.alive else None
+        return session.info if session is not None and session.state.live else None
 
     @property
     def capabilities(self) -> Awaitable[Capabilities]:
@@ -71,8 +77,9 @@ class AsyncSmtpClient(ClientOptions):
         sender: str | None = None,
         recipients: str | Iterable[str] | None = None,
     ) -> SendResult:
-        """Send one message; see ``SmtpClient.send``."""
-        return await self._drive(self._core.send(message, sender, recipients))
+        """Send one message; see ``SmtpClient.send``. Safe to call from several tasks at
+        once; a cancelled call never affects another call's message."""
+        return await self._runner.send(self._core.ticket(message, sender, recipients))
 
     async def send_mail(
         self,
@@ -95,20 +102,21 @@ class AsyncSmtpClient(ClientOptions):
         messages_per_connection: int | None = None,
         rate_limit: float | None = None,
         progress: Progress | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> AsyncIterator[BulkResult]:
         """Send many messages; ``async for result in client.send_many(...)``. See
         ``SmtpClient.send_many``; several connections run as tasks on this loop."""
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
-                              rate_limit=rate_limit)
-        return bulk_async.send_many(self._core, self._connection, self.session_settings,
-                                    messages, options, progress)
+                              rate_limit=rate_limit, max_in_flight=max_in_flight)
+        return bulk_async.send_many(self._runner, self.session_settings, messages, options,
+                                    progress)
 
     async def quit(self) -> None:
         await self._drive(self._core.quit())
 
     async def close(self) -> None:
-        await self._drive(self._core.drop())
+        await self._runner.drop()
 
     async def __aenter__(self) -> AsyncSmtpClient:
         return self
@@ -123,9 +131,4 @@ class AsyncSmtpClient(ClientOptions):
         return part(await self._drive(self._core.info()))
 
     async def _drive(self, flow: Flow[T]) -> T:
-        try:
-            return await async_driver.run(flow, self._connection)
-        except BaseException:
-            if not self._core.connected:
-                self._connection.close()
-            raise
+        return await self._runner.run(flow)

@@ -7,17 +7,18 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sized
 
 from mailwire.bulk_sync import Progress
-from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing, WorkQueue, worker
+from mailwire.conversation.bulk import BulkFeed, BulkOptions
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
-from mailwire.drivers import async_driver
+from mailwire.drivers.async_driver import AsyncRunner
 from mailwire.message import MessageInput
+from mailwire.outgoing import Outgoing
+from mailwire.results import BulkResult
 from mailwire.transport.async_connection import AsyncConnection
 
 
 async def send_many(
-    core: ClientCore,
-    connection: AsyncConnection,
+    runner: AsyncRunner,
     settings: Callable[[], SessionSettings],
     messages: Iterable[MessageInput | Outgoing],
     options: BulkOptions,
@@ -25,13 +26,12 @@ async def send_many(
 ) -> AsyncIterator[BulkResult]:
     """Results in the order messages complete (input order on one connection)."""
     total = len(messages) if isinstance(messages, Sized) else None
-    work = WorkQueue(messages, options)
+    outcomes: AsyncIterator[BulkResult]
     if options.connections == 1:
         results: deque[BulkResult] = deque()
-        flow = worker(core, work, results.append, options, quit_at_end=False)
-        outcomes = async_driver.drain(flow, connection, results)
+        outcomes = runner.drain(BulkFeed(messages, options, results.append), results)
     else:
-        outcomes = _concurrent(work, settings, options)
+        outcomes = _concurrent(messages, settings, options)
     done = 0
     async for outcome in outcomes:
         done += 1
@@ -40,17 +40,17 @@ async def send_many(
         yield outcome
 
 
-async def _concurrent(work: WorkQueue, settings: Callable[[], SessionSettings],
+async def _concurrent(messages: Iterable[MessageInput | Outgoing],
+                      settings: Callable[[], SessionSettings],
                       options: BulkOptions) -> AsyncIterator[BulkResult]:
     finished: asyncio.Queue[BulkResult | None] = asyncio.Queue()
+    feed = BulkFeed(messages, options, finished.put_nowait)
 
     async def run_connection() -> None:
-        connection = AsyncConnection()
+        core = ClientCore(settings, max_in_flight=options.max_in_flight)
         try:
-            flow = worker(ClientCore(settings), work, finished.put_nowait, options)
-            await async_driver.run(flow, connection)
+            await AsyncRunner(core, AsyncConnection()).serve(feed)
         finally:
-            connection.close()
             finished.put_nowait(None)
 
     tasks = [asyncio.create_task(run_connection()) for _ in range(options.connections)]
@@ -65,5 +65,6 @@ async def _concurrent(work: WorkQueue, settings: Callable[[], SessionSettings],
         for task in tasks:
             task.result()
     finally:
+        feed.close()
         for task in tasks:
             task.cancel()

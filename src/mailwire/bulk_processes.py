@@ -3,7 +3,7 @@
 Threads share one interpreter lock, so many connections on threads are bounded by one core.
 With ``processes=N`` the connections are spread over N forked worker processes: this process
 reads the messages in order (never all at once), hands them out in small batches, and gathers
-the results as they come. Each worker runs the same pipelined worker flow as a thread would,
+the results as they come. Each worker runs the same pipeline as a thread would,
 with its own retries. Messages must be picklable: bytes, email messages and paths are; streams
 and iterators of chunks are not, and are reported failed with a ``MessageError``.
 """
@@ -18,12 +18,14 @@ from dataclasses import replace
 from multiprocessing.queues import Queue
 from typing import TypeAlias
 
-from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing, WorkQueue, worker
+from mailwire.conversation.bulk import BulkFeed, BulkOptions
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
-from mailwire.drivers import sync_driver
+from mailwire.drivers.sync_driver import SyncRunner
 from mailwire.errors import MessageError, SmtpUsageError
 from mailwire.message import MessageInput
+from mailwire.outgoing import Outgoing
+from mailwire.results import BulkResult
 from mailwire.transport.sync_connection import SyncConnection
 
 BATCH = 64
@@ -129,8 +131,8 @@ def _serve(jobs: Queue[bytes], results: Queue[bytes], settings: Callable[[], Ses
            options: BulkOptions) -> None:
     """A worker process: ``options.connections`` connections on threads, results in batches."""
     gathered = _Gatherer(results)
-    work = WorkQueue((), options, numbered=_received(jobs))
-    threads = [threading.Thread(target=_connection, args=(work, gathered.add, settings, options),
+    feed = BulkFeed((), options, gathered.add, numbered=_received(jobs))
+    threads = [threading.Thread(target=_connection, args=(feed, settings, options),
                                 daemon=True) for _ in range(options.connections)]
     for thread in threads:
         thread.start()
@@ -147,13 +149,10 @@ def _received(jobs: Queue[bytes]) -> Iterator[Numbered]:
         yield from pickle.loads(batch)
 
 
-def _connection(work: WorkQueue, report: Callable[[BulkResult], None],
-                settings: Callable[[], SessionSettings], options: BulkOptions) -> None:
-    connection = SyncConnection()
-    try:
-        sync_driver.run(worker(ClientCore(settings), work, report, options), connection)
-    finally:
-        connection.close()
+def _connection(feed: BulkFeed, settings: Callable[[], SessionSettings],
+                options: BulkOptions) -> None:
+    core = ClientCore(settings, max_in_flight=options.max_in_flight)
+    SyncRunner(core, SyncConnection()).serve(feed)
 
 
 class _Gatherer:

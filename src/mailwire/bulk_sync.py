@@ -8,11 +8,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 
 from mailwire.bulk_processes import send_many_in_processes
-from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing, WorkQueue, worker
+from mailwire.conversation.bulk import BulkFeed, BulkOptions
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
-from mailwire.drivers import sync_driver
+from mailwire.drivers.sync_driver import SyncRunner
 from mailwire.message import MessageInput
+from mailwire.outgoing import Outgoing
+from mailwire.results import BulkResult
 from mailwire.transport.sync_connection import SyncConnection
 
 Progress = Callable[[int, int | None], None]
@@ -20,8 +22,7 @@ Progress = Callable[[int, int | None], None]
 
 
 def send_many(
-    core: ClientCore,
-    connection: SyncConnection,
+    runner: SyncRunner,
     settings: Callable[[], SessionSettings],
     messages: Iterable[MessageInput | Outgoing],
     options: BulkOptions,
@@ -36,11 +37,9 @@ def send_many(
                                           min(processes, options.connections))
     elif options.connections == 1:
         results: deque[BulkResult] = deque()
-        flow = worker(core, WorkQueue(messages, options), results.append, options,
-                      quit_at_end=False)
-        outcomes = sync_driver.drain(flow, connection, results)
+        outcomes = runner.drain(BulkFeed(messages, options, results.append), results)
     else:
-        outcomes = _threaded(WorkQueue(messages, options), settings, options)
+        outcomes = _threaded(messages, settings, options)
     for done, outcome in enumerate(outcomes, 1):
         if progress is not None:
             progress(done, total)
@@ -50,19 +49,26 @@ def send_many(
 _FINISHED = object()
 
 
-def _threaded(work: WorkQueue, settings: Callable[[], SessionSettings],
+def serve_on_new_connection(feed: BulkFeed, settings: Callable[[], SessionSettings],
+                            options: BulkOptions) -> None:
+    """One more connection for ``feed``, driven by the calling thread until the feed is done."""
+    core = ClientCore(settings, max_in_flight=options.max_in_flight)
+    SyncRunner(core, SyncConnection()).serve(feed)
+
+
+def _threaded(messages: Iterable[MessageInput | Outgoing],
+              settings: Callable[[], SessionSettings],
               options: BulkOptions) -> Iterator[BulkResult]:
     finished: queue.SimpleQueue[object] = queue.SimpleQueue()
     failures: list[BaseException] = []
+    feed = BulkFeed(messages, options, finished.put)
 
     def run_connection() -> None:
-        connection = SyncConnection()
         try:
-            sync_driver.run(worker(ClientCore(settings), work, finished.put, options), connection)
+            serve_on_new_connection(feed, settings, options)
         except BaseException as failure:
             failures.append(failure)
         finally:
-            connection.close()
             finished.put(_FINISHED)
 
     threads = [threading.Thread(target=run_connection, name=f"mailwire-send-{number}",
@@ -70,12 +76,15 @@ def _threaded(work: WorkQueue, settings: Callable[[], SessionSettings],
     for thread in threads:
         thread.start()
     running = len(threads)
-    while running:
-        item = finished.get()
-        if item is _FINISHED:
-            running -= 1
-        else:
-            assert isinstance(item, BulkResult)
-            yield item
+    try:
+        while running:
+            item = finished.get()
+            if item is _FINISHED:
+                running -= 1
+            else:
+                assert isinstance(item, BulkResult)
+                yield item
+    finally:
+        feed.close()
     if failures:
         raise failures[0]

@@ -1,10 +1,13 @@
 """``SmtpClient``: the blocking client. Every method runs a flow of ``ClientCore``.
 
 Operations connect on demand and reuse the connection; see ``ClientOptions`` for the settings.
+One client may be shared by any number of threads: their messages share the connection's
+pipeline, and their bytes never interleave.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import TypeVar
@@ -12,17 +15,19 @@ from typing import TypeVar
 from mailwire import bulk_sync
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.bulk_sync import Progress
-from mailwire.conversation.bulk import BulkOptions, BulkResult, Outgoing
+from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
-from mailwire.drivers import sync_driver
+from mailwire.drivers.sync_driver import SyncRunner
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
+from mailwire.outgoing import Outgoing
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
-from mailwire.results import ConnectionInfo, SendResult
+from mailwire.results import BulkResult, ConnectionInfo, SendResult
 from mailwire.transport.sync_connection import SyncConnection
 
 T = TypeVar("T")
+_MAKING = threading.Lock()
 
 
 class SmtpClient(ClientOptions):
@@ -31,6 +36,17 @@ class SmtpClient(ClientOptions):
     @cached_property
     def _connection(self) -> SyncConnection:
         return SyncConnection()
+
+    @property
+    def _runner(self) -> SyncRunner:
+        runner: SyncRunner | None = self.__dict__.get("_runner_made")
+        if runner is None:
+            with _MAKING:  # two threads' first calls must not make two runners
+                runner = self.__dict__.get("_runner_made")
+                if runner is None:
+                    runner = SyncRunner(self._core, self._connection)
+                    self.__dict__["_runner_made"] = runner
+        return runner
 
     def connect(self) -> ConnectionInfo:
         """Connect (again, if connected) and authenticate when credentials are set."""
@@ -44,7 +60,7 @@ class SmtpClient(ClientOptions):
     def connection_info(self) -> ConnectionInfo | None:
         """How the current connection was made, or None when not connected."""
         session = self._core.session
-        return session.info if session is not None and session.alive else None
+        return session.info if session is not None and session.state.live else None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -71,8 +87,10 @@ class SmtpClient(ClientOptions):
         recipients: str | Iterable[str] | None = None,
     ) -> SendResult:
         """Send one message: an ``email.message.Message``, bytes, a file path, a binary file or
-        an iterable of bytes chunks. The envelope comes from the headers unless given."""
-        return self._drive(self._core.send(message, sender, recipients))
+        an iterable of bytes chunks. The envelope comes from the headers unless given.
+
+        Safe to call from several threads at once: their messages share the pipeline."""
+        return self._runner.send(self._core.ticket(message, sender, recipients))
 
     def send_mail(
         self,
@@ -97,6 +115,7 @@ class SmtpClient(ClientOptions):
         rate_limit: float | None = None,
         progress: Progress | None = None,
         processes: int = 1,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> Iterator[BulkResult]:
         """Send many messages, pipelined where the server allows; results as they complete.
 
@@ -108,12 +127,15 @@ class SmtpClient(ClientOptions):
         ``rate_limit`` caps messages per second over all connections (per process when
         ``processes`` > 1). ``processes`` spreads the connections over that many worker
         processes, to use more than one core; the messages must then be picklable.
+        ``max_in_flight`` is how many messages may be written on one connection before their
+        replies come back (with CHUNKING); it is also the most messages whose outcome can be
+        unknown when a connection drops. ``1`` sends one message at a time.
         """
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
-                              rate_limit=rate_limit)
-        return bulk_sync.send_many(self._core, self._connection, self.session_settings,
-                                   messages, options, progress, processes)
+                              rate_limit=rate_limit, max_in_flight=max_in_flight)
+        return bulk_sync.send_many(self._runner, self.session_settings, messages, options,
+                                   progress, processes)
 
     def quit(self) -> None:
         """Say QUIT and close the connection; harmless when not connected."""
@@ -121,7 +143,7 @@ class SmtpClient(ClientOptions):
 
     def close(self) -> None:
         """Close the connection without QUIT."""
-        self._drive(self._core.drop())
+        self._runner.drop()
 
     def __enter__(self) -> SmtpClient:
         return self
@@ -133,9 +155,4 @@ class SmtpClient(ClientOptions):
         return self._describe("SmtpClient", self.is_connected)
 
     def _drive(self, flow: Flow[T]) -> T:
-        try:
-            return sync_driver.run(flow, self._connection)
-        except BaseException:
-            if not self._core.connected:
-                self._connection.close()
-            raise
+        return self._runner.run(flow)

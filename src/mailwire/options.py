@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Self
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.conversation.channel import Login
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
@@ -77,7 +78,7 @@ class ClientOptions:
         self.client_certificate = client_certificate
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
-        self._core = ClientCore(self.session_settings)
+        self._core = ClientCore(self.session_settings, login=self._login)
 
     @classmethod
     def from_config(
@@ -164,6 +165,11 @@ class ClientOptions:
         if self.username is None:
             return None
         return Credentials(self.username, self.password, self.oauth_token)
+
+    def _login(self) -> Login:
+        """How the next login goes (read when a connection authenticates)."""
+        return Login(self.credentials(), self.allowed_authentication,
+                     self.allow_plaintext_credentials)
 
     def session_settings(self) -> SessionSettings:
         return SessionSettings(

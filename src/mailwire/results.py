@@ -1,4 +1,4 @@
-"""What operations report back: ``SendResult`` and ``ConnectionInfo``."""
+"""What operations report back: ``SendResult``, ``BulkResult`` and ``ConnectionInfo``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailwire.auth import SmtpKnownAuthenticationType, supported_flags
+from mailwire.errors import SmtpError
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.security import SecurityOptions
@@ -24,6 +25,21 @@ class SendResult:
     @property
     def all_accepted(self) -> bool:
         return not self.refused
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """The outcome of the message at position ``index`` of a ``send_many`` input: ``result``
+    when it was sent, else ``error``; ``attempts`` counts the tries it took."""
+
+    index: int
+    result: SendResult | None
+    error: SmtpError | None
+    attempts: int
+
+    @property
+    def sent(self) -> bool:
+        return self.result is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,6 @@ from mailwire.cli.exit_codes import ExitCode, exit_code_for
 from mailwire.cli.progress import TerminalProgress, is_terminal, progress
 from mailwire.cli.send import address_of
 from mailwire.config import Settings
-from mailwire.conversation.bulk import BulkResult, Outgoing
 from mailwire.errors import (
     AuthenticationError,
     DeliveryUnknownError,
@@ -46,7 +45,9 @@ from mailwire.errors import (
     SmtpTimeoutError,
     SmtpUsageError,
 )
+from mailwire.outgoing import Outgoing
 from mailwire.protocol.replies import Reply
+from mailwire.results import BulkResult
 
 STDIN = "-"
 PATTERN = "*.eml"

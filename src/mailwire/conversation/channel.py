@@ -1,9 +1,11 @@
-"""The state of one SMTP connection and the plumbing every flow uses.
+"""The plumbing every flow over one connection uses, and the connection's protocol state.
 
-``Channel`` holds the settings, the reply parser, the server's capabilities and whether the
-connection is still usable; it writes commands, reads replies (ending the session on 421), traces
-the protocol on the ``mailwire.protocol`` logger with secrets redacted by the callers, and offers
-the small commands (RSET, NOOP, QUIT).
+``Channel`` holds the settings, the reply parser, the server's capabilities and the
+``ConnectionState`` (``protocol/state.py``), which alone says whether the connection may be used.
+It writes (tracing on the ``mailwire.protocol`` logger exactly what went out, after it went out,
+with secrets redacted by the callers), reads replies (a 421 turns the connection to CLOSING), and
+offers the small commands (RSET, NOOP, QUIT). A command that does not get its reply, for any
+reason, cancellation included, leaves the connection BROKEN.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
 from mailwire.conversation.requests import Close, Flow, Read, Write
@@ -28,6 +29,7 @@ from mailwire.errors import (
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply, ReplyParser
+from mailwire.protocol.state import ConnectionState
 from mailwire.results import ConnectionInfo
 from mailwire.security import SecurityOptions
 from mailwire.transport.details import TransportDetails
@@ -51,51 +53,72 @@ class SessionSettings:
     allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL
     allow_plaintext_credentials: bool = False
 
+    @property
+    def login(self) -> Login:
+        return Login(self.credentials, self.allowed_authentication,
+                     self.allow_plaintext_credentials)
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """What decides how a session authenticates; read afresh before each login."""
+
+    credentials: Credentials | None
+    allowed_authentication: SmtpKnownAuthenticationType
+    allow_plaintext_credentials: bool
+
 
 class Channel:
     """One connection's protocol state and the plumbing of its flows."""
 
     def __init__(self, settings: SessionSettings) -> None:
         self.settings = settings
+        self.state = ConnectionState()
         self.parser = ReplyParser()
         self.capabilities = Capabilities.none()
-        self.alive = False
-        self.data_started = False
         self.closing_reply: Reply | None = None
         self.info: ConnectionInfo | None = None
+        self.needs_reset = False
+        """The server holds a transaction that failed (MAIL was accepted): RSET before MAIL."""
+        self.authenticated = False
+        self.messages_started = 0
         self._transport: TransportDetails | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.state.usable
 
     # -- small commands ------------------------------------------------------------------------
 
     def reset(self) -> Flow[Reply]:
+        """RSET; anything but 250 ends the connection."""
         reply = yield from self._command(commands.RSET, "RSET")
         if reply.code != 250:
-            self.alive = False
+            self.state.fail()
             yield Close()
-        return reply
-
-    def read_reset_reply(self) -> Flow[Reply]:
-        """The reply to an RSET sent in a pipelined group; anything but 250 ends the session."""
-        reply = yield from self._read_reply("RSET", self.settings.timeout)
-        if reply.code != 250:
-            self.alive = False
             raise SmtpResponseError("the server refused RSET", reply=reply)
+        self.needs_reset = False
         return reply
 
     def noop(self) -> Flow[Reply]:
-        with self._fatal_unless_answered():
-            reply = yield from self._command(commands.NOOP, "NOOP")
-            if reply.code != 250:
-                raise SmtpResponseError("NOOP failed", reply=reply)
-            return reply
+        reply = yield from self._command(commands.NOOP, "NOOP")
+        if reply.code != 250:
+            self.state.fail()
+            yield Close()
+            raise SmtpResponseError("NOOP failed", reply=reply)
+        return reply
 
     def quit(self) -> Flow[None]:
         """Say goodbye and close; a server that is already gone is no error."""
-        if not self.alive:
-            return
-        self.alive = False
-        with contextlib.suppress(SmtpError):
-            yield from self._command(commands.QUIT, "QUIT")
+        if self.state.usable:
+            self.state.closing()
+            with contextlib.suppress(SmtpError):
+                yield from self._exchange(commands.QUIT, "QUIT", None)
+        yield from self.close()
+
+    def close(self) -> Flow[None]:
+        """Close the transport (without a word); the state says CLOSED."""
+        self.state.closed()
         yield Close()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -104,16 +127,33 @@ class Channel:
         """Raise when the server sent something no command asked for: reading it as the reply
         to what comes next would attribute a verdict to the wrong command."""
         if self.parser.buffered:
-            self.alive = False
+            self.state.fail()
             raise SmtpProtocolError(f"the server sent {self.parser.buffered} byte(s) nobody asked "
                                     f"for before {before}")
 
+    def write(self, data: bytes, phase: str, shown: Sequence[str] = ()) -> Flow[None]:
+        """Write ``data``; then trace ``shown`` (what went out, redacted where needed)."""
+        yield Write(data, phase, self.settings.timeout)
+        if shown and trace.isEnabledFor(logging.DEBUG):
+            for line in shown:
+                trace.debug("C: %s", line)
+
     def _command(self, line: bytes, phase: str, shown: str | None = None) -> Flow[Reply]:
+        """One command and its reply; the connection is BROKEN if the reply does not come."""
         self.ensure_nothing_unread(phase)
-        if self.tracing:
-            self._trace_out(line, shown)
-        yield Write(line, phase, self.settings.timeout)
-        return (yield from self._read_reply(phase, self.settings.timeout))
+        self.state.begin_command()
+        reply = yield from self._exchange(line, phase, shown)
+        self.state.end_command()
+        return reply
+
+    def _exchange(self, line: bytes, phase: str, shown: str | None) -> Flow[Reply]:
+        try:
+            shown_line = line.decode("utf-8", "replace").rstrip() if shown is None else shown
+            yield from self.write(line, phase, (shown_line,))
+            return (yield from self._read_reply(phase, self.settings.timeout))
+        except BaseException as error:
+            self.state.fail(error)
+            raise
 
     def _read_reply(self, phase: str, timeout: float) -> Flow[Reply]:
         """The next reply (see ``_read_replies``)."""
@@ -122,68 +162,65 @@ class Channel:
     def _read_replies(self, phases: Sequence[str], timeout: float) -> Flow[list[Reply]]:
         """One reply per phase, in order, each within ``timeout`` however slowly it trickles in.
         After a 421 the server is closing: every reply still awaited is that 421, unread."""
-        parser = self.parser
-        tracing = self.tracing
         replies: list[Reply] = []
         for phase in phases:
-            reply = self.closing_reply
-            if reply is None:
-                deadline = 0.0
-                while (reply := parser.next_reply()) is None:
-                    if deadline:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise SmtpTimeoutError(phase, timeout)
-                    else:
-                        deadline, remaining = time.monotonic() + timeout, timeout
-                    try:
-                        data = yield Read(phase, remaining)
-                    except SmtpTimeoutError:
-                        raise SmtpTimeoutError(phase, timeout) from None
-                    if not data:
-                        raise ConnectionLostError(
-                            f"the server closed the connection during {phase}")
-                    parser.feed(data)
-                if reply.code == SERVICE_CLOSING:
-                    self.alive = False
-                    self.closing_reply = reply
-                if tracing:
-                    for line in reply.lines[:-1]:
-                        trace.debug("S: %d-%s", reply.code, line)
-                    trace.debug("S: %d %s", reply.code, reply.lines[-1])
-            replies.append(reply)
+            replies.append((yield from self.next_reply(phase, timeout)))
         return replies
+
+    def next_reply(self, phase: str, timeout: float) -> Flow[Reply]:
+        """The next reply, within ``timeout`` as a whole."""
+        parser = self.parser
+        deadline = 0.0
+        while (reply := self.buffered_reply()) is None:
+            if deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SmtpTimeoutError(phase, timeout)
+            else:
+                deadline, remaining = time.monotonic() + timeout, timeout
+            try:
+                data = yield Read(phase, remaining)
+            except SmtpTimeoutError:
+                raise SmtpTimeoutError(phase, timeout) from None
+            if not data:
+                raise ConnectionLostError(f"the server closed the connection during {phase}")
+            parser.feed(data)
+        return reply
+
+    def buffered_reply(self) -> Reply | None:
+        """The next reply if it has been received whole, else None (no waiting). After a 421
+        the server is closing: every reply still awaited is that 421."""
+        if self.closing_reply is not None:
+            return self.closing_reply
+        reply = self.parser.next_reply()
+        if reply is None:
+            return None
+        if reply.code == SERVICE_CLOSING:
+            self.state.closing()
+            self.closing_reply = reply
+        if trace.isEnabledFor(logging.DEBUG):
+            for line in reply.lines[:-1]:
+                trace.debug("S: %d-%s", reply.code, line)
+            trace.debug("S: %d %s", reply.code, reply.lines[-1])
+        return reply
 
     @property
     def tracing(self) -> bool:
         return trace.isEnabledFor(logging.DEBUG)
 
-    @staticmethod
-    def _trace_out(line: bytes, shown: str | None = None) -> None:
-        if shown is None:
-            shown = line.decode("utf-8", "replace").rstrip()
-        trace.debug("C: %s", shown)
-
-    def _fatal_unless_answered(self) -> _FatalUnlessAnswered:
-        return _FatalUnlessAnswered(self)
-
-
-
-class _FatalUnlessAnswered:
-    """Marks the connection unusable when a flow fails other than by a server's refusal."""
-
-    def __init__(self, session: Channel) -> None:
-        self.session = session
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 _traceback: Any) -> None:
-        if error is None:
-            return
-        answered = isinstance(error, SmtpResponseError) and error.code != SERVICE_CLOSING
-        if not (answered or isinstance(error, SmtpUsageError)):
-            self.session.alive = False
-
-
+    @contextlib.contextmanager
+    def _fatal_unless_answered(self) -> Iterator[None]:
+        """A multi-step exchange (AUTH): the connection is usable afterwards only if the server
+        gave its final answer (a refusal included) or nothing was sent."""
+        self.state.begin_command()
+        try:
+            yield
+        except BaseException as error:
+            answered = ((isinstance(error, SmtpResponseError) and error.code != SERVICE_CLOSING)
+                        or isinstance(error, SmtpUsageError))
+            if not answered:
+                self.state.fail(error)
+                raise
+            self.state.end_command()
+            raise
+        self.state.end_command()

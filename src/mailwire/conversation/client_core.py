@@ -1,57 +1,81 @@
 """What a client does across connections, written once for the sync and asyncio clients.
 
 ``ClientCore`` keeps the current ``Session``, opens a new one on demand, checks that an idle
-connection is still there before reusing it, authenticates once per connection, and retries a
-transaction once on a fresh connection when the server turned out to have closed the old one
-before any message data was sent.
+connection is still there before reusing it, and authenticates once per connection with the
+login settings in force at that moment (a change of credentials or mechanisms after a login
+takes effect on a new connection). Every message goes through the one ``Pipeline``, fed by the
+``send`` calls (``direct``) and by any ``send_many`` attached to it; ``motor`` is the pipeline run
+under way, driven by whichever caller holds the connection (see the drivers).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
-from email.message import Message
+from dataclasses import replace
 
+from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT
+from mailwire.conversation.channel import Login
+from mailwire.conversation.pipeline import Pipeline
 from mailwire.conversation.requests import CheckIdle, Close, Flow
-from mailwire.conversation.session import SERVICE_CLOSING, Session, SessionSettings
-from mailwire.errors import AuthenticationError, ConnectionLostError, SmtpResponseError
-from mailwire.message import MessageInput, prepare
+from mailwire.conversation.session import Session, SessionSettings
+from mailwire.conversation.stepper import Stepper
+from mailwire.conversation.tickets import DirectFeed, Feed, Ticket
+from mailwire.errors import AuthenticationError
+from mailwire.message import MessageInput, PreparedMessage, prepare
+from mailwire.outgoing import Outgoing
 from mailwire.protocol.replies import Reply
-from mailwire.results import ConnectionInfo, SendResult
+from mailwire.results import ConnectionInfo
 
 BAD_CREDENTIALS = 535
-REPLAYABLE = (Message, bytes, bytearray, memoryview, str, os.PathLike)
 
 
 class ClientCore:
-    """Connection management shared by every client front."""
+    """Connection management and the message pipeline shared by every client front."""
 
-    def __init__(self, settings: Callable[[], SessionSettings]) -> None:
+    def __init__(self, settings: Callable[[], SessionSettings], *,
+                 login: Callable[[], Login] | None = None,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         self._settings = settings
+        self._login = login
         self.session: Session | None = None
-        self.authenticated = False
+        self.direct: DirectFeed = DirectFeed(max_in_flight)
+        self.feeds: list[Feed] = [self.direct]
+        self.motor: Stepper[float | None] | None = None
 
     @property
     def connected(self) -> bool:
-        return self.session is not None and self.session.alive
+        return self.session is not None and self.session.state.live
+
+    # -- connections ---------------------------------------------------------------------------
 
     def ready(self, *, authenticated: bool) -> Flow[Session]:
         """A usable session: the current one if the server is still there, else a new one."""
         session = self.session
-        if session is not None and session.alive:
+        if session is not None and session.state.usable:
             idle = yield CheckIdle()
             if not idle or session.parser.buffered:
-                session.alive = False
-        if session is not None and not session.alive:
-            yield Close()
-        if session is None or not session.alive:
+                session.state.fail()
+        if session is not None and authenticated and self._login is not None \
+                and session.state.usable:
+            login = self._login()
+            if session.authenticated and login != session.settings.login:
+                yield from session.quit()
+            elif not session.authenticated:
+                session.settings = replace(
+                    session.settings, credentials=login.credentials,
+                    allowed_authentication=login.allowed_authentication,
+                    allow_plaintext_credentials=login.allow_plaintext_credentials)
+        if session is not None and not session.state.usable:
+            yield from session.close()
             self.forget()
+            session = None
+        if session is None:
             session = Session(self._settings())
             yield from session.open()
             self.session = session
-        if authenticated and not self.authenticated and session.settings.credentials:
+        if authenticated and not session.authenticated and session.settings.credentials:
             yield from session.authenticate()
-            self.authenticated = True
+            session.authenticated = True
         return session
 
     def connect(self) -> Flow[ConnectionInfo]:
@@ -79,45 +103,46 @@ class ClientCore:
         session = yield from self.ready(authenticated=False)
         return (yield from session.noop())
 
-    def send(
-        self,
-        message: MessageInput,
-        sender: str | None,
-        recipients: str | Iterable[str] | None,
-    ) -> Flow[SendResult]:
-        """One message; resent once on a new connection if the old one was found closed."""
-        prepared = prepare(message, sender, recipients)
-        reused = self.connected
-        session = yield from self.ready(authenticated=True)
-        try:
-            return (yield from session.transaction(prepared))
-        except (ConnectionLostError, SmtpResponseError) as error:
-            closed = isinstance(error, ConnectionLostError) or error.code == SERVICE_CLOSING
-            if not (reused and closed and not session.data_started and _replayable(message)):
-                raise
-        prepared = prepare(message, sender, recipients)
-        session = yield from self.ready(authenticated=True)
-        return (yield from session.transaction(prepared))
-
     def quit(self) -> Flow[None]:
         session = self.session
-        if session is not None and session.alive:
+        if session is not None:
             yield from session.quit()
-        elif session is not None:
-            yield Close()
         self.forget()
 
     def drop(self) -> Flow[None]:
         """Close the connection without QUIT (also one the server has already given up)."""
         if self.session is not None:
-            self.session.alive = False
+            yield from self.session.close()
+        else:
             yield Close()
         self.forget()
 
     def forget(self) -> None:
         self.session = None
-        self.authenticated = False
 
+    # -- messages ------------------------------------------------------------------------------
 
-def _replayable(message: MessageInput) -> bool:
-    return isinstance(message, REPLAYABLE)
+    def ticket(self, message: MessageInput, sender: str | None,
+               recipients: str | Iterable[str] | None) -> Ticket:
+        """A ticket for ``send``: the message is read (envelope, headers) here, so that bad input
+        fails before any connection is made."""
+        outgoing = Outgoing(message, sender, recipients)
+        return Ticket(outgoing, self.direct, prepared=prepare(message, sender, recipients))
+
+    def prepare(self, ticket: Ticket) -> PreparedMessage:
+        outgoing = ticket.outgoing
+        return prepare(outgoing.message, outgoing.sender, outgoing.recipients)
+
+    def attach(self, feed: Feed) -> None:
+        self.feeds.append(feed)
+
+    def detach(self, feed: Feed) -> None:
+        if feed in self.feeds:
+            self.feeds.remove(feed)
+
+    def start_motor(self) -> Stepper[float | None]:
+        """The pipeline run under way, or a new one."""
+        if self.motor is None or self.motor.finished:
+            self.feeds[:] = [feed for feed in self.feeds if not feed.closed]
+            self.motor = Stepper(Pipeline(self, self.feeds).run())
+        return self.motor

@@ -1,20 +1,12 @@
-"""A message's envelope as commands, and what the server's replies to them mean."""
+"""A message's envelope as commands, and the MAIL parameters a server needs for it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwire.errors import (
-    DataRefusedError,
-    MessageError,
-    RecipientsRefusedError,
-    SenderRefusedError,
-    SmtpResponseError,
-)
+from mailwire.errors import MessageError
 from mailwire.message import PreparedMessage
-from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
-from mailwire.protocol.replies import Reply
 
 ACCEPTED = (250, 251)
 
@@ -28,45 +20,6 @@ class Envelope:
     rcpts: list[bytes]
     addresses: list[str]
     check_eight_bit: bool
-
-    @property
-    def pipelined(self) -> bytes:
-        return b"".join((self.mail, *self.rcpts, commands.DATA))
-
-
-@dataclass(slots=True)
-class EnvelopeReplies:
-    mail: Reply
-    rcpts: list[Reply]
-    data: Reply | None
-
-
-@dataclass(slots=True)
-class EnvelopeOutcome:
-    """Who was accepted and refused; ``failure`` when the message cannot go on to its data."""
-
-    sender: str
-    accepted: list[str]
-    refused: dict[str, Reply]
-    failure: SmtpResponseError | None
-
-
-def judge_envelope(envelope: Envelope, replies: EnvelopeReplies) -> EnvelopeOutcome:
-    accepted: list[str] = []
-    refused: dict[str, Reply] = {}
-    for address, reply in zip(envelope.addresses, replies.rcpts, strict=False):
-        if reply.code in ACCEPTED:
-            accepted.append(address)
-        else:
-            refused[address] = reply
-    failure: SmtpResponseError | None = None
-    if replies.mail.code != 250:
-        failure = SenderRefusedError(envelope.sender, replies.mail)
-    elif not accepted:
-        failure = RecipientsRefusedError(refused)
-    elif replies.data is not None and replies.data.code != 354:
-        failure = DataRefusedError("the server refused DATA", reply=replies.data)
-    return EnvelopeOutcome(envelope.sender, accepted, refused, failure)
 
 
 def mail_parameters(capabilities: Capabilities,

@@ -2,7 +2,8 @@
 
 A driver performs each request and sends back its result: ``Open`` and ``StartTls`` give
 ``TransportDetails``, ``Read`` gives the bytes received (empty at end of stream),
-``CheckIdle`` gives a bool, the others give None. A failure is thrown into the conversation
+``Poll`` gives the bytes already received (empty when none: it never waits), ``CheckIdle``
+gives a bool, the others give None. A failure is thrown into the conversation
 as a mailwire exception.
 """
 
@@ -46,6 +47,11 @@ class Read:
 
 
 @dataclass(frozen=True, slots=True)
+class Poll:
+    """The bytes the server has sent so far, without waiting (empty when none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Drop the connection without a word (QUIT is a Write)."""
 
@@ -62,6 +68,6 @@ class CheckIdle:
     """Is the idle connection still open, with nothing received? Answered with a bool."""
 
 
-Request: TypeAlias = Open | StartTls | Write | Read | Close | CheckIdle | Sleep
+Request: TypeAlias = Open | StartTls | Write | Read | Poll | Close | CheckIdle | Sleep
 T = TypeVar("T")
 Flow: TypeAlias = Generator[Request, Any, T]

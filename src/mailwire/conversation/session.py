@@ -1,9 +1,9 @@
 """The SMTP conversation over one connection, written once as generators of I/O requests.
 
 ``Session`` offers the flows of a connection: ``open`` (connect, greeting, EHLO, TLS in the
-chosen mode) here; ``authenticate`` in ``authentication.py``; ``transaction`` in
-``transaction.py``; ``noop``, ``reset`` and ``quit`` in ``channel.py``. Drivers run the
-flows; they never decide anything about SMTP.
+chosen mode) here; ``authenticate`` in ``authentication.py``; ``noop``, ``reset`` and ``quit`` in
+``channel.py``. Messages go through the pipeline (``pipeline.py``). Drivers run the flows; they
+never decide anything about SMTP.
 
 Rules kept here:
 - STARTTLS is sent alone; bytes received after its 220 and before TLS are an attack and fatal;
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from mailwire.conversation.authentication import AuthenticationFlows
 from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
+from mailwire.conversation.envelope import Envelope, mail_parameters
 from mailwire.conversation.requests import Close, Flow, Open, StartTls
-from mailwire.conversation.transaction import TransactionFlows
 from mailwire.errors import (
     GreetingRefusedError,
     SmtpResponseError,
@@ -26,6 +26,7 @@ from mailwire.errors import (
     SmtpTimeoutError,
     TlsNotSpokenError,
 )
+from mailwire.message import PreparedMessage
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -35,7 +36,7 @@ from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
 __all__ = ["SERVICE_CLOSING", "Session", "SessionSettings"]
 
 
-class Session(TransactionFlows, AuthenticationFlows):
+class Session(AuthenticationFlows):
     """One SMTP connection: opening it in the chosen security mode, authenticating, and (from
     ``TransactionFlows`` and ``Channel``) sending and the small commands."""
 
@@ -47,12 +48,17 @@ class Session(TransactionFlows, AuthenticationFlows):
 
     def open(self) -> Flow[ConnectionInfo]:
         """Connect in the configured mode and greet; no authentication yet."""
+        self.state.open()
         try:
-            return (yield from self._open())
-        except Exception:
-            self.alive = False
-            yield Close()
+            info = yield from self._open()
+        except BaseException as error:
+            self.state.fail(error)
+            self.state.closed()
+            if isinstance(error, Exception):
+                yield Close()
             raise
+        self.state.ready()
+        return info
 
     def _open(self) -> Flow[ConnectionInfo]:
         mode = self.settings.security
@@ -83,14 +89,14 @@ class Session(TransactionFlows, AuthenticationFlows):
                 greeting = yield from self._connect(tls=True)
             except TlsNotSpokenError:
                 self._tls_failed = True
-                self.alive = False
+                self.state.closed()
                 yield Close()
+                self.state.open()
             else:
                 yield from self._hello()
                 return self._finish_open(greeting, SecurityOptions.SSL_IMPLICIT)
         self._transport = yield Open(self.settings.endpoint, tls=False,
                                      timeout=self.settings.timeout)
-        self.alive = True
         try:
             greeting = yield from self._read_reply("greeting", self.settings.greeting_timeout)
         except SmtpTimeoutError:
@@ -114,7 +120,6 @@ class Session(TransactionFlows, AuthenticationFlows):
 
     def _connect(self, *, tls: bool) -> Flow[Reply]:
         self._transport = yield Open(self.settings.endpoint, tls=tls, timeout=self.settings.timeout)
-        self.alive = True
         return (yield from self._read_greeting(self.settings.greeting_timeout))
 
     def _read_greeting(self, timeout: float) -> Flow[Reply]:
@@ -174,3 +179,16 @@ class Session(TransactionFlows, AuthenticationFlows):
             peer_certificate=tls.peer_certificate if tls else None,
         )
         return self.info
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def envelope(self, message: PreparedMessage) -> Envelope:
+        """The MAIL and RCPT commands for ``message`` (checked against the server's limits)."""
+        parameters, check_eight_bit = mail_parameters(self.capabilities, message)
+        return Envelope(
+            sender=message.sender.text,
+            mail=commands.mail(message.sender, parameters),
+            rcpts=[commands.rcpt(recipient) for recipient in message.recipients],
+            addresses=[recipient.text for recipient in message.recipients],
+            check_eight_bit=check_eight_bit,
+        )
