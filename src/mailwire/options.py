@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Self
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.config import Settings, apply_settings, load_settings, require_host
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
@@ -86,10 +87,12 @@ class ClientOptions:
     ) -> Self:
         """A client from a configuration file (.NET app.config, TOML, ``[tool.mailwire]``) and
         ``MAILWIRE_*`` variables; see ``mailwire.config`` for the keys and the search order."""
-        from mailwire.config import apply_settings, load_settings
-        from mailwire.config.client import require_host
+        return cls.from_settings(
+            load_settings(path, profile, os.environ if environ is None else environ))
 
-        settings = load_settings(path, profile, os.environ if environ is None else environ)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """A client with every option ``settings`` give (``mailwire.config.load_settings``)."""
         client = cls(require_host(settings))
         apply_settings(settings, client)
         return client
