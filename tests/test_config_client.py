@@ -17,6 +17,7 @@ from mailwire import (
 )
 from mailwire.config import load_settings
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.warning_categories import InsecureSettingWarning
 
 StartServer = Callable[..., DevServer]
 
@@ -45,7 +46,8 @@ insecure_skip_verify = true
 allowed_mechanisms = ["PLAIN"]
 allow_plaintext_credentials = true
 """)
-    client = SmtpClient.from_config(path, environ={"PW": "secret"})
+    with pytest.warns(InsecureSettingWarning, match="certificate verification is off"):
+        client = SmtpClient.from_config(path, environ={"PW": "secret"})
     assert (client.host, client.port, client.username, client.password) == (
         "smtp.example.com", 2525, "me", "secret")
     assert client.security is SecurityOptions.SSL_IMPLICIT
@@ -88,6 +90,7 @@ def test_a_configured_client_sends_through_starttls_and_auth(
 <smtp from="alice@example.com"><network host="127.0.0.1" port="{server.port}" userName="alice"
  password="pw" enableSsl="true" clientDomain="client.example.com"/></smtp>
 </mailSettings></system.net></configuration>""")
+    path.chmod(0o600)
     environ = {"MAILWIRE_CA_FILE": str(certificates.ca_file)}
     settings = load_settings(path, environ=environ)
     with SmtpClient.from_config(path, environ=environ) as client:

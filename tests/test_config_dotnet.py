@@ -31,6 +31,7 @@ FULL = ('host="smtp.example.com" port="587" userName="me" password="p@ss" enable
 def app_config(folder: Path, attributes: str = FULL, template: str = TEMPLATE) -> Path:
     path = folder / "app.config"
     path.write_text(template.format(attributes=attributes), "utf-8")
+    path.chmod(0o600)  # it holds a password: world-readable would warn
     return path
 
 

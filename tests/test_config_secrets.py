@@ -126,6 +126,7 @@ def test_oauth_token_indirection(tmp_path: Path) -> None:
 
 def test_environment_password_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    environ = {"MAILWIRE_HOST": "h", "MAILWIRE_PASSWORD_COMMAND": f"{sys.executable} -c "
+    environ = {"MAILWIRE_HOST": "h", "MAILWIRE_USERNAME": "u",
+               "MAILWIRE_PASSWORD_COMMAND": f"{sys.executable} -c "
                "\"print('env-command')\"", "XDG_CONFIG_HOME": str(tmp_path)}
     assert load_settings(environ=environ).password == "env-command"

@@ -34,6 +34,7 @@ allow_plaintext_credentials = true
 def write(folder: Path, name: str, content: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(content), "utf-8")
+    path.chmod(0o600)  # some hold a password: world-readable would warn
     return path
 
 
@@ -124,6 +125,7 @@ def test_profiles_inherit_the_top_level_and_the_default_profile_applies(folder: 
 def test_a_profile_password_replaces_any_other_way_of_giving_it(folder: Path) -> None:
     path = write(folder, "mailwire.toml", """\
         host = "h"
+        username = "u"
         password_command = ["false"]
 
         [profiles.p]
@@ -131,7 +133,7 @@ def test_a_profile_password_replaces_any_other_way_of_giving_it(folder: Path) ->
         """)
     settings = load(path, "p", {"PROFILE_PASSWORD": "from-env"})
     assert settings.password == "from-env"
-    assert settings.password_source == f"{path}:5: [profiles.p] password_env"
+    assert settings.password_source == f"{path}:6: [profiles.p] password_env"
 
 
 def test_environment_overrides_the_file_and_profile(folder: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Self
+from typing import ClassVar, Self
 
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
 from mailwire.config import Settings, apply_settings, load_settings, require_host
@@ -27,12 +27,15 @@ from mailwire.transport.tls import (
     TlsSettings,
     context_for,
 )
+from mailwire.warning_categories import InsecureSettingWarning, warn
 
 BindEndpoint = LocalAddress | Callable[[tuple[str, int]], LocalAddress]
 
 
 class ClientOptions:
     """Connection, authentication and TLS settings of a client."""
+
+    _warns_without_verification: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -87,14 +90,16 @@ class ClientOptions:
     ) -> Self:
         """A client from a configuration file (.NET app.config, TOML, ``[tool.mailwire]``) and
         ``MAILWIRE_*`` variables; see ``mailwire.config`` for the keys and the search order."""
-        return cls.from_settings(
-            load_settings(path, profile, os.environ if environ is None else environ))
+        return cls.from_settings(load_settings(
+            path, profile, os.environ if environ is None else environ, resolve_secrets=False))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
-        """A client with every option ``settings`` give (``mailwire.config.load_settings``)."""
+        """A client with every option ``settings`` give (``mailwire.config.load_settings``);
+        a secret the configuration gives indirectly is resolved only once a host is known and
+        when a user name is set."""
         client = cls(require_host(settings))
-        apply_settings(settings, client)
+        apply_settings(settings.with_secrets(), client)
         return client
 
     # -- properties with rules -----------------------------------------------------------------
@@ -109,6 +114,23 @@ class ClientOptions:
             self._security = SecurityOptions.parse(value)
         except ValueError as error:
             raise SmtpUsageError(str(error)) from None
+
+    @property
+    def dangerously_skip_certificate_verification(self) -> bool:
+        """Accept any certificate for any name (test servers only). Turning it on warns
+        (``InsecureSettingWarning``, once per client) and shows in the repr."""
+        return self._skip_verification
+
+    @dangerously_skip_certificate_verification.setter
+    def dangerously_skip_certificate_verification(self, value: bool) -> None:
+        self._skip_verification = bool(value)
+        if value and self._warns_without_verification and not getattr(
+                self, "_warned_skip_verification", False):
+            self._warned_skip_verification = True
+            warn(f"certificate verification is off for {self.host} "
+                 "(dangerously_skip_certificate_verification=True): anyone on the network path "
+                 "can read and change the connection, credentials included",
+                 InsecureSettingWarning)
 
     @property
     def proxy(self) -> Proxy | None:
@@ -184,6 +206,8 @@ class ClientOptions:
         state = "connected" if connected else "not connected"
         user = f" user={self.username!r}" if self.username else ""
         via = f" via {self._proxy.describe()}" if self._proxy else ""
+        if self._skip_verification:
+            via += " CERTIFICATE-VERIFICATION-OFF"
         return (f"<{kind} {self.host}:{self.effective_port} {self._security.name}{user}{via} "
                 f"{state}>")
 

@@ -160,8 +160,7 @@ def run(args: argparse.Namespace) -> int:
     messages = messages_of(inputs.paths, inputs.total,
                            envelope_address(sender, "--from") if sender else None,
                            [envelope_address(to, "--to") for to in args.to] or None)
-    client = client_from_args(settings)
-    warn_if_insecure(settings)
+    client = client_from_args(args, settings)
     where = f"{client.host}:{client.effective_port}"
     tally = Tally()
     if messages.total == 0:
@@ -438,8 +437,3 @@ def with_password_source(error: AuthenticationError, settings: Settings) -> Auth
         return error
     return AuthenticationError(f"{error} (password from {settings.password_source})", reply=None)
 
-
-def warn_if_insecure(settings: Settings) -> None:
-    if settings.insecure_skip_verify:
-        print("mailwire: warning: certificate verification is off (insecure_skip_verify): "
-              "anyone on the path can read and change this connection", file=sys.stderr)

@@ -14,12 +14,12 @@ import dataclasses
 import getpass
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mailwire.client import SmtpClient
-from mailwire.config import SEARCH_ORDER, Settings, load_settings
+from mailwire.config import SEARCH_ORDER, Settings, load_settings, require_host
 from mailwire.config.table import BY_KEY, SETTINGS, Setting
 from mailwire.errors import ConfigError
 
@@ -98,11 +98,11 @@ class _RefusePassword(argparse.Action):
 
 
 def settings_from_args(args: argparse.Namespace,
-                       environ: dict[str, str] | None = None) -> Settings:
-    """The configuration, overridden by the options given on the command line."""
-    env = dict(os.environ) if environ is None else environ
-    own_password = bool(args.password_env or args.ask_password)
-    settings = load_settings(args.config, args.profile, env, resolve_secrets=not own_password)
+                       environ: Mapping[str, str] | None = None) -> Settings:
+    """The configuration, overridden by the options given on the command line; no secret is
+    resolved yet (``client_from_args`` does, when it is needed)."""
+    env = os.environ if environ is None else environ
+    settings = load_settings(args.config, args.profile, env, resolve_secrets=False)
     changes: dict[str, Any] = {}
     for setting in SETTINGS:
         given = getattr(args, setting.key, None)
@@ -114,27 +114,39 @@ def settings_from_args(args: argparse.Namespace,
                 combined |= more
             given = combined
         changes[setting.key] = given
-    settings = dataclasses.replace(settings, **changes)
+    args.configuration = settings.source_description
     if args.password_env:
-        settings = dataclasses.replace(settings, password=_from_env(args.password_env, env),
-                                       password_source=f"--password-env {args.password_env}")
-    elif args.ask_password or _should_prompt(settings):
-        settings = dataclasses.replace(settings, password=_prompt(settings),
-                                       password_source="prompt")
-    return settings
+        changes["password_source"] = f"--password-env {args.password_env}"
+    elif args.ask_password:
+        changes["password_source"] = "prompt"
+    return dataclasses.replace(settings, **changes)
 
 
-def client_from_args(settings: Settings) -> SmtpClient:
+def client_from_args(args: argparse.Namespace, settings: Settings,
+                     environ: Mapping[str, str] | None = None) -> SmtpClient:
+    """The client; the password is looked for only now, and only if a user name is set (or
+    ``--password-env``/``--ask-password`` ask for it)."""
+    env = os.environ if environ is None else environ
+    require_host(settings)
+    if settings.client_key and not settings.client_certificate:
+        raise ConfigError("--client-key needs --client-cert as well")
+    if args.password_env:
+        settings = dataclasses.replace(settings, password=_from_env(args.password_env, env))
+    elif args.ask_password:
+        settings = dataclasses.replace(settings, password=_prompt(settings))
+    else:
+        settings = settings.with_secrets()
+        if _should_prompt(settings):
+            settings = dataclasses.replace(settings, password=_prompt(settings),
+                                           password_source="prompt")
     if settings.username and settings.password is None and settings.oauth_token is None:
         raise ConfigError(f"user {settings.username!r} has no password: use --ask-password, "
                           "--password-env VAR, MAILWIRE_PASSWORD, or password_env / "
                           "password_command in the configuration file")
-    if settings.client_key and not settings.client_certificate:
-        raise ConfigError("--client-key needs --client-cert as well")
     return SmtpClient.from_settings(settings)
 
 
-def _from_env(name: str, environ: dict[str, str]) -> str:
+def _from_env(name: str, environ: Mapping[str, str]) -> str:
     value = environ.get(name)
     if not value:
         state = "is empty" if value == "" else "is not set"

@@ -79,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
             html=read_text(Path(args.html_file), "HTML file") if args.html_file else args.html,
             attachments=[Path(path) for path in args.attach],
         )
-    client = client_from_args(settings)
-    if settings.insecure_skip_verify:
-        print("mailwire: warning: certificate verification is off (insecure_skip_verify): "
-              "anyone on the path can read and change this connection", file=sys.stderr)
+    client = client_from_args(args, settings)
     where = f"{client.host}:{client.effective_port}"
     envelope_sender = address_of(sender) if sender else None
     envelope_recipients = [address_of(recipient) for recipient in recipients] or None
