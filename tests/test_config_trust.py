@@ -272,6 +272,7 @@ def test_send_without_a_user_runs_no_password_command(
 
 def test_turning_verification_off_warns_once_per_client_and_shows_in_the_repr() -> None:
     with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         first = SmtpClient("h", dangerously_skip_certificate_verification=True)
         first.dangerously_skip_certificate_verification = True
         second = SmtpClient("h")

@@ -3,8 +3,9 @@
 With a callback set, the handshake itself accepts any certificate; this module then runs the
 usual checks (chain to a trusted CA, validity, host name) with the ``cryptography`` library and
 hands the certificate, the host and the first failure (or None) to the callback, whose answer
-decides: only ``True`` accepts (an error string, ``NotImplemented`` or a list does not). Only the leaf certificate is available here, so a server that relies on sending
-intermediate certificates shows up as an untrusted issuer for the callback to judge.
+decides: only ``True`` accepts (an error string, ``NotImplemented`` or a list does not). Only
+the leaf certificate is available here, so a server that relies on sending intermediate
+certificates shows up as an untrusted issuer for the callback to judge.
 """
 
 from __future__ import annotations
