@@ -4,6 +4,7 @@ the search order, and a ConfigError naming file, line and key for every bad inpu
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,19 @@ def test_file_that_is_not_utf8(folder: Path) -> None:
     path = folder / "mailwire.toml"
     path.write_bytes(b'host = "\xff"\n')
     assert error_of(path) == f"{path}: not UTF-8 (byte 8)"
+
+
+@pytest.mark.parametrize("nesting", ["[" * 50_000, "{a = " * 50_000], ids=["arrays", "tables"])
+def test_deeply_nested_toml_is_a_config_error(folder: Path, nesting: str) -> None:
+    """Not a RecursionError (SECURITY.md, "Hostile configuration files")."""
+    path = write(folder, "mailwire.toml", f"host = {nesting}\n")
+    assert error_of(path) == f"{path}: malformed TOML: arrays or tables nested too deeply"
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(folder: Path) -> None:
+    path = folder / "mailwire.toml"
+    path.write_text(f'host = "{"h" * (2 * 1024 * 1024)}"\n')
+    started = time.monotonic()
+    assert error_of(path) == (f"{path}: larger than 1024 KiB; a configuration file holds a few "
+                              "settings")
+    assert time.monotonic() - started < 1

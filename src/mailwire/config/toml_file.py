@@ -88,6 +88,8 @@ def _load(path: Path, content: bytes) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed TOML: arrays or tables nested too deeply") from None
 
 
 def _layer(table: dict[str, Any], table_path: tuple[str, ...], origin: _OriginMaker,
