@@ -299,6 +299,8 @@ def test_empty_folder_sends_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("arguments", "expected"), [
     (["outbox", "missing.eml"], "argument PATH: no such file or directory: missing.eml"),
     (["-", "-"], "- (paths from standard input) can be given only once"),
+    (["--user", "u", "--ask-password", "-"],
+     "--ask-password would read the password from standard input, which - reads paths from"),
     (["--connections", "0", "outbox"], "argument --connections: expected at least 1, got 0"),
     (["--processes", "3", "--connections", "2", "outbox"],
      "--processes 3 needs at least 3 --connections"),

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cli import (
     ServeProcess,
+    assert_one_error_line,
     cli_env,
     parse_eml,
     run_cli,
@@ -31,8 +32,9 @@ def started(tmp_path: Path) -> Iterator[list[ServeProcess]]:
 
 
 def serve(started: list[ServeProcess], tmp_path: Path, *args: str,
-          env: dict[str, str] | None = None) -> ServeProcess:
-    process = start_serve("--maildir", str(tmp_path / "mail"), *args, cwd=tmp_path, env=env)
+          env: dict[str, str] | None = None, input: str | None = None) -> ServeProcess:
+    process = start_serve("--maildir", str(tmp_path / "mail"), *args, cwd=tmp_path, env=env,
+                          input=input)
     started.append(process)
     return process
 
@@ -83,7 +85,8 @@ def test_implicit_tls(started: list[ServeProcess], tmp_path: Path) -> None:
 def test_plaintext_auth_needs_the_explicit_client_option(
     started: list[ServeProcess], tmp_path: Path
 ) -> None:
-    server = serve(started, tmp_path, "--user", "dev", "--password", "pw")
+    server = serve(started, tmp_path, "--user", "dev", "--password-env", "PW",
+                   env=cli_env(tmp_path, PW="pw"))
     assert any("--allow-plaintext-credentials" in line for line in server.banner)
     common = ["send", "--host", "127.0.0.1", "--port", str(server.port), "--user", "dev",
               "--password-env", "PW", "--from", "me@example.com", "--to", "you@example.com",
@@ -141,3 +144,27 @@ def test_port_in_use_is_a_clear_error(started: list[ServeProcess], tmp_path: Pat
                      cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"mailwire: error: cannot listen on 127.0.0.1:{first.port}")
+
+
+@pytest.mark.parametrize("option", [["--password", "hunter2"], ["--password=hunter2"]])
+def test_a_password_on_the_command_line_is_refused(tmp_path: Path, option: list[str]) -> None:
+    """It would show in ``ps`` (SECURITY.md, "The development server")."""
+    result = run_cli("serve", "--user", "dev", *option, cwd=tmp_path)
+    assert result.returncode == 2
+    line = assert_one_error_line(result)
+    assert "there is no --password option" in line and "--ask-password" in line
+    assert "hunter2" not in result.stderr
+
+
+def test_ask_password_reads_a_piped_line(started: list[ServeProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--user", "dev", "--ask-password", input="piped-pw\n")
+    assert any("AUTH required: user 'dev', the password entered" in line
+               for line in server.banner)
+    assert not any("piped-pw" in line for line in server.banner)
+    result = run_cli("send", "--host", "127.0.0.1", "--port", str(server.port), "--user", "dev",
+                     "--ask-password", "--allow-plaintext-credentials", "--from",
+                     "a@example.com", "--to", "b@example.com", "--body", "x", cwd=tmp_path,
+                     input="piped-pw\n")
+    assert result.returncode == 0, result.stderr
+    assert "echo" not in result.stderr.lower()
+    server.wait_for_line(r"^#1 .*auth=.*:dev")

@@ -150,6 +150,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 def run(args: argparse.Namespace) -> int:
     if args.paths.count(STDIN) > 1:
         raise SmtpUsageError("- (paths from standard input) can be given only once")
+    if STDIN in args.paths and args.ask_password and not sys.stdin.isatty():
+        raise SmtpUsageError("--ask-password would read the password from standard input, "
+                             "which - reads paths from: use --password-env VAR")
     connections = args.connections or args.processes
     if args.processes > connections:
         raise SmtpUsageError(f"--processes {args.processes} needs at least "

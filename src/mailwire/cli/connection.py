@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwire.cli import password_input
 from mailwire.client import SmtpClient
 from mailwire.config import SEARCH_ORDER, Settings, load_settings, require_host
 from mailwire.config.table import BY_KEY, SETTINGS, Setting
@@ -69,8 +69,10 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     add_network_options(parser)
     auth = parser.add_argument_group("authentication")
     _add_group(auth, "authentication")
-    auth.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
-    auth.add_argument("--ask-password", action="store_true", help="prompt for the password")
+    auth.add_argument("--password", nargs="?", action=RefusePassword, help=argparse.SUPPRESS)
+    auth.add_argument("--ask-password", action="store_true",
+                      help="prompt for the password (or read the first line of standard "
+                           "input when it is not a terminal)")
 
 
 def _add_group(group: argparse._ArgumentGroup, name: str) -> None:
@@ -87,14 +89,14 @@ def _add_group(group: argparse._ArgumentGroup, name: str) -> None:
                                action="append" if option.repeatable else "store")
 
 
-class _RefusePassword(argparse.Action):
+class RefusePassword(argparse.Action):
     """``--password`` does not exist on purpose; the refusal never repeats what followed it."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         parser.error("there is no --password option: a password on the command line shows in "
-                     "the process list and the shell history; use --ask-password, "
-                     "--password-env VAR or MAILWIRE_PASSWORD")
+                     "the process list and the shell history; use --ask-password or "
+                     "--password-env VAR")
 
 
 def settings_from_args(args: argparse.Namespace,
@@ -160,11 +162,5 @@ def _should_prompt(settings: Settings) -> bool:
 
 
 def _prompt(settings: Settings) -> str:
-    who = f"{settings.username or ''}@{settings.host or 'server'}"
-    try:
-        password = getpass.getpass(f"Password for {who}: ")
-    except (EOFError, KeyboardInterrupt):
-        raise ConfigError("no password entered") from None
-    if not password:
-        raise ConfigError("no password entered")
-    return password
+    return password_input.ask(f"Password for {settings.username or ''}@"
+                              f"{settings.host or 'server'}: ")

@@ -4,7 +4,8 @@ Listens on 127.0.0.1 (port 1025 by default, 0 for any free port; the first line 
 which), saves each message into ``--maildir`` and prints one line for it. ``--tls starttls`` or
 ``--tls implicit`` serve a certificate from a throw-away authority whose CA file is printed (or
 kept in ``--cert-dir`` across runs) so clients can verify it. ``--user NAME`` turns on AUTH with
-``--password``, ``--password-env VAR`` or a random password that is printed. Runs until Ctrl-C
+the password from ``--password-env VAR``, ``--ask-password``, or a random one that is printed.
+The key, the CA and the captured messages are readable by their owner only. Runs until Ctrl-C
 or SIGTERM, ``--count N`` messages, or ``--exit-after SECONDS``.
 """
 
@@ -27,8 +28,8 @@ from email.policy import default as default_policy
 from pathlib import Path
 from types import FrameType
 
-from mailwire.cli import tracing
-from mailwire.cli.connection import PORT, SECONDS
+from mailwire.cli import password_input, tracing
+from mailwire.cli.connection import PORT, SECONDS, RefusePassword
 from mailwire.cli.exit_codes import ExitCode
 from mailwire.devserver import Certificates, DevServer, ReceivedMessage, TlsMode
 from mailwire.devserver.certificates import CA_FILE_NAME, CERT_FILE_NAME, KEY_FILE_NAME
@@ -63,10 +64,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="the name in the greeting (default localhost)")
     parser.add_argument("--user", metavar="NAME", help="require AUTH as this user")
     secret = parser.add_mutually_exclusive_group()
-    secret.add_argument("--password", metavar="PASSWORD",
-                        help="the user's password (a development server's; default random)")
     secret.add_argument("--password-env", metavar="VAR",
-                        help="read the user's password from this environment variable")
+                        help="read the user's password from this environment variable "
+                             "(default: a random password, printed)")
+    secret.add_argument("--ask-password", action="store_true",
+                        help="prompt for the user's password (or read the first line of "
+                             "standard input when it is not a terminal)")
+    secret.add_argument("--password", nargs="?", action=RefusePassword,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, metavar="N", help="stop after N messages")
     parser.add_argument("--exit-after", type=SECONDS, metavar="SECONDS",
                         help="stop after this many seconds")
@@ -124,16 +129,18 @@ def _quiet_server_log(verbosity: int) -> None:
 
 
 def _password(args: argparse.Namespace) -> str | None:
-    if (args.password or args.password_env) and not args.user:
-        raise ConfigError("--password and --password-env need --user")
+    if (args.password_env or args.ask_password) and not args.user:
+        raise ConfigError("--password-env and --ask-password need --user")
     if args.password_env:
         value = os.environ.get(args.password_env)
         if not value:
             raise ConfigError(f"--password-env: the environment variable {args.password_env} "
                               "is not set")
         return value
+    if args.ask_password:
+        return password_input.ask(f"Password for {args.user} on the development server: ")
     if args.user:
-        return args.password or secrets.token_urlsafe(12)
+        return secrets.token_urlsafe(12)
     return None
 
 
@@ -164,7 +171,7 @@ def _announce(args: argparse.Namespace, server: DevServer,
         lines.append(f"  CA certificate: {ca_file}")
     if args.user:
         shown = (f"password from ${args.password_env}" if args.password_env
-                 else "the given password" if args.password else f"password {password}")
+                 else "the password entered" if args.ask_password else f"password {password}")
         lines.append(f"  AUTH required: user {args.user!r}, {shown}")
         if server.tls is TlsMode.NONE:
             lines.append("  (no TLS: clients need --allow-plaintext-credentials)")
