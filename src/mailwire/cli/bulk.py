@@ -32,6 +32,7 @@ from mailwire.cli.connection import (
 from mailwire.cli.exit_codes import ExitCode, exit_code_for
 from mailwire.cli.progress import TerminalProgress, is_terminal, progress
 from mailwire.cli.send import address_of
+from mailwire.cli.terminal import printable
 from mailwire.config import Settings
 from mailwire.conversation.bulk import BulkResult, Outgoing
 from mailwire.errors import (
@@ -374,7 +375,7 @@ class Report:
         self._print(line, under_progress=False)
 
     def _print(self, line: str, *, under_progress: bool = True) -> None:
-        print((self._erase if under_progress else "") + line, flush=True)
+        print((self._erase if under_progress else "") + printable(line), flush=True)
 
 
 def message_line(path: Path, outcome: BulkResult) -> str | None:
@@ -430,7 +431,7 @@ def _stopped(error: SmtpError, tally: Tally, messages: Messages, settings: Setti
     else:
         left = messages.total - tally.done
         rest = f" ({left} message(s) not attempted)" if left else ""
-    print(f"mailwire: error: stopped sending{rest}: {one_line(str(error))}",
+    print(printable(f"mailwire: error: stopped sending{rest}: {one_line(str(error))}"),
           file=sys.stderr, flush=True)
 
 

@@ -13,6 +13,7 @@ import sys
 import warnings
 from typing import TextIO
 
+from mailwire.cli.terminal import printable
 from mailwire.config.table import option_names
 from mailwire.warning_categories import MailwireWarning
 
@@ -35,13 +36,14 @@ def one_line(text: str) -> str:
 
 
 def error(message: str) -> None:
-    print(f"{PROGRAM}: error: {one_line(command_line_names(message))}", file=sys.stderr,
-          flush=True)
+    """``mailwire: error: ...`` on one line; the server's words in it are made printable."""
+    print(f"{PROGRAM}: error: {printable(one_line(command_line_names(message)))}",
+          file=sys.stderr, flush=True)
 
 
 def warning(message: str) -> None:
-    print(f"{PROGRAM}: warning: {one_line(command_line_names(message))}", file=sys.stderr,
-          flush=True)
+    print(f"{PROGRAM}: warning: {printable(one_line(command_line_names(message)))}",
+          file=sys.stderr, flush=True)
 
 
 def show_library_warnings() -> None:

@@ -20,6 +20,7 @@ from mailwire.cli.connection import (
 )
 from mailwire.cli.exit_codes import EPILOG, ExitCode
 from mailwire.cli.progress import progress
+from mailwire.cli.terminal import printable
 from mailwire.errors import AuthenticationError, RecipientsRefusedError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.protocol.addresses import parse_mailbox
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             info = client.connection_info
     except RecipientsRefusedError as error:
         for address, reply in error.refused.items():
-            print(f"refused   {address}  {reply.describe()}")
+            print(printable(f"refused   {address}  {reply.describe()}"))
         raise
     except AuthenticationError as error:
         if settings.password_source is None:
@@ -123,13 +124,14 @@ def _check_message_options(args: argparse.Namespace) -> None:
 
 
 def _report(result: SendResult, info: ConnectionInfo | None, where: str) -> None:
-    for address in result.accepted:
-        print(f"accepted  {address}")
-    for address, reply in result.refused.items():
-        print(f"refused   {address}  {reply.describe()}")
-    print(f"server    {result.reply.describe()}")
+    lines = [f"accepted  {address}" for address in result.accepted]
+    lines += [f"refused   {address}  {reply.describe()}"
+              for address, reply in result.refused.items()]
+    lines.append(f"server    {result.reply.describe()}")
     if info is not None:
-        print(f"via       {where}, {describe_connection(info)}")
+        lines.append(f"via       {where}, {describe_connection(info)}")
+    for line in lines:
+        print(printable(line))
     if result.refused:
         print(f"mailwire: {len(result.refused)} of {len(result.refused) + len(result.accepted)} "
               "recipients refused; the message went to the others", file=sys.stderr)

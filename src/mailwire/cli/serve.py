@@ -31,6 +31,7 @@ from types import FrameType
 from mailwire.cli import password_input, tracing
 from mailwire.cli.connection import PORT, SECONDS, RefusePassword
 from mailwire.cli.exit_codes import ExitCode
+from mailwire.cli.terminal import printable
 from mailwire.devserver import Certificates, DevServer, ReceivedMessage, TlsMode
 from mailwire.devserver.certificates import CA_FILE_NAME, CERT_FILE_NAME, KEY_FILE_NAME
 from mailwire.errors import ConfigError
@@ -226,7 +227,7 @@ class _Counter:
     def __call__(self, message: ReceivedMessage) -> None:
         with self._lock:
             self.count += 1
-            print(describe(message, self.count), flush=True)
+            print(printable(describe(message, self.count)), flush=True)
             if self.limit is not None and self.count >= self.limit:
                 self.stop.set()
 

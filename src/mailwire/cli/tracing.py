@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import TextIO
 
+from mailwire.cli.terminal import PrintableFormatter
+
 PROTOCOL_LOGGER = "mailwire.protocol"
 CONFIG_LOGGER = "mailwire.config"
 """Which configuration file was used (and which one it hid)."""
@@ -30,7 +32,7 @@ def enable(verbosity: int, stream: TextIO | None = None) -> None:
 def enable_logger(name: str, stream: TextIO | None = None, *, level: int = logging.DEBUG) -> None:
     """The records of logger ``name`` from ``level`` up on ``stream`` (standard error)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(PrintableFormatter("%(message)s"))
     logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.setLevel(level)
