@@ -1,17 +1,20 @@
 """The settings every client front shares, as plain attributes, and what they turn into.
 
 ``ClientOptions`` holds host, port, credentials, security mode, timeouts, authentication choice,
-proxy, local address and TLS options. Any attribute may be changed at any time; the change takes
-effect on the next connection. ``session_settings()`` freezes them for one connection.
+default sender, proxy, local address and TLS options, each checked as it is set (see
+``mailwire.option_checks``). Any attribute may be changed at any time; the change takes effect
+on the next connection. ``session_settings()`` freezes them for one connection.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Callable, Mapping
 from typing import ClassVar, Self
 
+from mailwire import option_checks
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
 from mailwire.config import Settings, apply_settings, load_settings, require_host
 from mailwire.conversation.client_core import ClientCore
@@ -30,10 +33,51 @@ from mailwire.transport.tls import (
 from mailwire.warning_categories import InsecureSettingWarning, warn
 
 BindEndpoint = LocalAddress | Callable[[tuple[str, int]], LocalAddress]
+_log = logging.getLogger("mailwire.tls")
 
 
 class ClientOptions:
-    """Connection, authentication and TLS settings of a client."""
+    """Connection, authentication and TLS settings of a client.
+
+    Every parameter is also an attribute of the same name that may be changed at any time; a
+    change takes effect on the next connection. Durations are seconds (not milliseconds, as in
+    Aspose.Email). Only ``password`` and ``oauth_token`` are secrets: they never appear in a
+    repr, a log or an error. Everything else may show in reprs, the protocol log and error
+    messages (a proxy's credentials redacted), and is safe to paste into a bug report.
+
+    host: the SMTP server's name or address; also the name its certificate must carry.
+    port: 1-65535; None (default) means 465 for SSL_IMPLICIT and 587 otherwise.
+    username, password: log in with AUTH when ``username`` is set (default: no login).
+    security: ``SecurityOptions`` or its name (``"ssl_explicit"``, ``"starttls"``, ...);
+        default AUTO: implicit TLS or STARTTLS, plaintext only when the server offers no TLS.
+    timeout: seconds for connecting, the proxy handshake, the TLS handshake, each reply and
+        each write (default 100). Must be positive; above ten minutes it warns, as a value in
+        milliseconds would.
+    greeting_timeout: seconds to wait for the server's greeting (default 10); in AUTO, how long
+        a silent server is given before it is taken for one that waits for a TLS ClientHello.
+    oauth_token: an OAuth 2 access token for XOAUTH2, used instead of the password.
+    allowed_authentication: the SASL mechanisms you permit (default: all); the strongest one
+        the server also offers is used.
+    allow_plaintext_credentials: send credentials over an unencrypted connection (default
+        False: refused, with an error).
+    local_hostname: the name given in EHLO (default: the local address as a literal).
+    default_sender: the envelope sender (and From) of a message that names none, when no
+        ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
+        ``sender`` or .NET ``from``).
+    proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
+    bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
+        ``(remote host, port) -> (address, port)``.
+    supported_encryption: ``EncryptionProtocols`` to allow (default NONE: the runtime's
+        choice); versions the runtime lacks are dropped, and so is anything below a gap
+        (``set_supported_encryption_unsafe`` requires exactly the versions given).
+    ssl_context: an ``ssl.SSLContext`` used unchanged (then no other TLS option may be set).
+    ca_file, ca_path: trust these certificate authorities instead of the system's.
+    client_certificate: a PEM file (with its key), or ``(certificate file, key file)``.
+    certificate_validation_callback: ``(certificate, host, error or None) -> bool`` decides
+        whether a certificate is accepted; only ``True`` accepts.
+    dangerously_skip_certificate_verification: accept any certificate for any name (test
+        servers only); it warns (``InsecureSettingWarning``) and shows in the repr.
+    """
 
     _warns_without_verification: ClassVar[bool] = True
 
@@ -60,7 +104,11 @@ class ClientOptions:
         client_certificate: str | tuple[str, str] | None = None,
         certificate_validation_callback: CertificateValidationCallback | None = None,
         dangerously_skip_certificate_verification: bool = False,
+        default_sender: str | None = None,
     ) -> None:
+        misplaced = option_checks.misplaced_port(host, port, username)
+        if misplaced is not None:
+            raise misplaced
         self.host = host
         self.port = port
         self.username = username
@@ -81,6 +129,7 @@ class ClientOptions:
         self.client_certificate = client_certificate
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
+        self.default_sender = default_sender
         self._core = ClientCore(self.session_settings)
 
     @classmethod
@@ -103,6 +152,53 @@ class ClientOptions:
         return client
 
     # -- properties with rules -----------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @port.setter
+    def port(self, value: int | None) -> None:
+        self._port = option_checks.port(value)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds for each phase but the greeting; see the class docstring."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._timeout = option_checks.seconds("timeout", value)
+        self._warn_once_if_milliseconds("timeout", self._timeout)
+
+    @property
+    def greeting_timeout(self) -> float:
+        """Seconds to wait for the greeting; see the class docstring."""
+        return self._greeting_timeout
+
+    @greeting_timeout.setter
+    def greeting_timeout(self, value: float) -> None:
+        self._greeting_timeout = option_checks.seconds("greeting_timeout", value)
+        self._warn_once_if_milliseconds("greeting_timeout", self._greeting_timeout)
+
+    def _warn_once_if_milliseconds(self, name: str, value: float) -> None:
+        warned: set[str] = self.__dict__.setdefault("_warned_units", set())
+        if name not in warned and value > option_checks.PLAUSIBLE_SECONDS:
+            warned.add(name)
+            option_checks.warn_if_milliseconds(name, value)
+
+    @property
+    def default_sender(self) -> str | None:
+        """The sender of a message that names none; see the class docstring."""
+        return self._default_sender
+
+    @default_sender.setter
+    def default_sender(self, value: str | None) -> None:
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise SmtpUsageError(f"default_sender must be an address without control "
+                                 f"characters, or None; got {value!r}")
+        self._default_sender = value
 
     @property
     def security(self) -> SecurityOptions:
@@ -142,16 +238,30 @@ class ClientOptions:
 
     @property
     def supported_encryption(self) -> EncryptionProtocols:
-        """The TLS versions in effect; setting it quietly drops what the runtime cannot do."""
+        """The TLS versions in effect. Setting it quietly drops what the runtime cannot do, and
+        keeps only the highest run of consecutive versions (TLS10|TLS12 gives TLS12: TLS
+        libraries negotiate a range without gaps), logging what it dropped."""
         return self._encryption
 
     @supported_encryption.setter
     def supported_encryption(self, value: EncryptionProtocols) -> None:
-        self._encryption = value & tls.runtime_protocols()
+        available = value & tls.runtime_protocols()
+        kept, dropped = tls.highest_run(available)
+        if value & ~available:
+            _log.info("TLS versions %s dropped: this Python/OpenSSL cannot negotiate them",
+                      tls.describe(value & ~available))
+        if dropped:
+            _log.warning("TLS versions %s dropped: they are separated from %s by a version "
+                         "not asked for, and TLS negotiates a range without gaps",
+                         tls.describe(dropped), tls.describe(kept))
+        self._encryption = kept
         self._exact_encryption = False
 
     def set_supported_encryption_unsafe(self, value: EncryptionProtocols) -> None:
-        """Require exactly these TLS versions; connecting fails if the runtime cannot do them."""
+        """Require exactly these TLS versions: connecting fails if the runtime cannot do them,
+        and a set with a gap (TLS10|TLS12) is a SmtpUsageError naming the gap."""
+        if value:
+            tls.check_no_gap(value)
         self._encryption = value
         self._exact_encryption = True
 

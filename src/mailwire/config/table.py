@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
             Option("--allow-plaintext-credentials", "authentication",
                    "allow sending the password over an unencrypted connection", switch=True),
             refused_when_found=_allows_plaintext_credentials),
-    Setting("sender", _plain(values.text)),
+    Setting("sender", _plain(values.text), "default_sender"),
 )
 
 BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}
