@@ -337,3 +337,34 @@ def test_a_huge_file_is_refused_before_it_is_parsed(folder: Path) -> None:
     assert error_of(path) == (f"{path}: larger than 1024 KiB; a configuration file holds a few "
                               "settings")
     assert time.monotonic() - started < 1
+
+
+def test_username_false_in_a_profile_drops_the_inherited_credentials(folder: Path) -> None:
+    path = write(folder, "mailwire.toml", """\
+        host = "smtp.example.com"
+        username = "me"
+        password_env = "SMTP_PASSWORD"
+
+        [profiles.relay]
+        host = "relay.internal"
+        security = "none"
+        username = false
+
+        [profiles.other_user]
+        username = "you"
+        """)
+    relay = load(path, "relay", {"SMTP_PASSWORD": "pw"}, folder)
+    assert (relay.host, relay.username, relay.password) == ("relay.internal", None, None)
+    assert relay.password_source is None
+    assert load(path, "other_user", {"SMTP_PASSWORD": "pw"}, folder).password == "pw"
+    again = load(path, "relay", {"SMTP_PASSWORD": "pw", "MAILWIRE_USERNAME": "env-user",
+                                 "MAILWIRE_PASSWORD": "env-pw"}, folder)
+    assert (again.username, again.password) == ("env-user", "env-pw")
+
+
+def test_username_false_with_a_password_in_the_same_table_is_an_error(folder: Path) -> None:
+    path = write(folder, "mailwire.toml", 'host = "h"\n[profiles.p]\nusername = false\n'
+                 'password = "x"\n')
+    assert error_of(path, "p") == (f"{path}:4: [profiles.p] password: conflicts with "
+                                   f"{path}:3: [profiles.p] username: username = false means "
+                                   "no login, so no password or token")

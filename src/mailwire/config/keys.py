@@ -94,8 +94,25 @@ def parse(key: str, raw: Raw) -> Any:
         raise raw.origin.error(str(error)) from None
 
 
+def no_login(layer: Layer) -> bool:
+    """Whether ``layer`` says ``username = false``: no login, whatever a weaker layer said
+    (a profile for a relay that takes no credentials, under a top level that has them)."""
+    raw = layer.get("username")
+    return raw is not None and raw.value is False
+
+
 def set_key(layer: Layer, key: str, raw: Raw) -> None:
-    """Add ``key`` to ``layer``, refusing two ways of giving the same secret in one place."""
+    """Add ``key`` to ``layer``, refusing two ways of giving the same secret in one place, and
+    a secret next to ``username = false``."""
+    secrets = [other for slot in SECRET_SLOTS.values() for other in slot]
+    clash: str | None = None
+    if key == "username" and raw.value is False:
+        clash = next((other for other in secrets if other in layer), None)
+    elif key in secrets and no_login(layer):
+        clash = "username"
+    if clash is not None:
+        raise raw.origin.error(f"conflicts with {layer[clash].origin.describe()}: "
+                               "username = false means no login, so no password or token")
     for slot in SECRET_SLOTS.values():
         if key in slot:
             clash = next((other for other in slot if other != key and other in layer), None)

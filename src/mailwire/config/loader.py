@@ -70,14 +70,19 @@ def load_settings(
 
 
 def merge(*layers: Layer) -> Layer:
-    """Later layers win; a layer giving a secret one way drops the other ways before it."""
+    """Later layers win; a layer giving a secret one way drops the other ways before it, and
+    ``username = false`` drops the user name and every secret before it (no login)."""
     merged: Layer = {}
     for layer in layers:
+        no_login = keys.no_login(layer)
         for slot in keys.SECRET_SLOTS.values():
-            if any(key in layer for key in slot):
+            if no_login or any(key in layer for key in slot):
                 for key in slot:
                     merged.pop(key, None)
-        merged.update(layer)
+        if no_login:
+            merged.pop("username", None)
+        merged.update({key: raw for key, raw in layer.items()
+                       if not (no_login and key == "username")})
     return merged
 
 

@@ -1,7 +1,9 @@
 """Reading ``mailwire.toml`` and the ``[tool.mailwire]`` table of ``pyproject.toml``.
 
 The top level holds the defaults; ``[profiles.NAME]`` tables override them for one server;
-``profile = "NAME"`` at the top level chooses the profile used when none is asked for::
+``profile = "NAME"`` at the top level chooses the profile used when none is asked for, and
+``username = false`` in a profile means no login there: the top level's user name, password
+and token are not inherited (a relay that takes no credentials)::
 
     host = "smtp.example.com"
     username = "me@example.com"
@@ -11,6 +13,11 @@ The top level holds the defaults; ``[profiles.NAME]`` tables override them for o
     [profiles.work]
     host = "mail.work.example"
     security = "ssl_implicit"
+
+    [profiles.relay]
+    host = "relay.internal"
+    security = "none"
+    username = false
 
 tomllib keeps no positions, so the line of a key is found by a light scan of the text (table
 headers and ``key =`` lines); it is given in messages when it could be found.
