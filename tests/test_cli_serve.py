@@ -4,6 +4,8 @@ stops (``--count``, ``--exit-after``, SIGTERM)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +97,9 @@ def test_plaintext_auth_needs_the_explicit_client_option(
     refused = run_cli(*common, cwd=tmp_path, env=env)
     assert refused.returncode == 3
     assert "unencrypted connection" in refused.stderr
+    # the command line names its own option, not the library's attribute
+    assert "--allow-plaintext-credentials" in refused.stderr
+    assert "allow_plaintext_credentials" not in refused.stderr
     allowed = run_cli(*common, "--allow-plaintext-credentials", cwd=tmp_path, env=env)
     assert allowed.returncode == 0, allowed.stderr
     server.wait_for_line(r"^#1 .*tls=plaintext auth=")
@@ -168,3 +173,38 @@ def test_ask_password_reads_a_piped_line(started: list[ServeProcess], tmp_path: 
     assert result.returncode == 0, result.stderr
     assert "echo" not in result.stderr.lower()
     server.wait_for_line(r"^#1 .*auth=.*:dev")
+
+
+def test_the_suggested_command_for_implicit_tls_works_at_once(
+    started: list[ServeProcess], tmp_path: Path
+) -> None:
+    """Without --security ssl_implicit, AUTO first waited the 10 s greeting timeout."""
+    server = serve(started, tmp_path, "--tls", "implicit", "--count", "1")
+    (suggested,) = [line.split("try: ", 1)[1] for line in server.banner if "try: " in line]
+    arguments = suggested.split()
+    assert arguments[:2] == ["mailwire", "send"] and "--security" in arguments
+    assert arguments[arguments.index("--security") + 1] == "ssl_implicit"
+    began = time.monotonic()
+    result = run_cli(*arguments[1:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 5
+    server.wait_for_line(r"^#1 .*tls=TLSv1\.")
+
+
+def test_client_mistakes_do_not_reach_the_servers_standard_error(tmp_path: Path) -> None:
+    """aiosmtpd logs an unknown command as a warning; with no handler of its own, Python
+    printed it on the standard error of the program running the development server."""
+    code = (
+        "import socket\n"
+        "from mailwire.devserver import DevServer\n"
+        "with DevServer() as server:\n"
+        "    with socket.create_connection(server.address) as sock:\n"
+        "        sock.recv(1000)\n"
+        "        sock.sendall(b'BOGUS command\\r\\n')\n"
+        "        assert sock.recv(1000).startswith(b'500')\n"
+        "print('done')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30, check=False, env=cli_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert result.stderr == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from mailwire.config.table import BY_KEY, SETTINGS, Setting
 from mailwire.errors import ConfigError
 
 T = TypeVar("T")
+_log = logging.getLogger("mailwire.cli")
 
 
 def option_type(parser: Callable[[str], T], name: str) -> Callable[[str], T]:
@@ -164,3 +166,13 @@ def _should_prompt(settings: Settings) -> bool:
 def _prompt(settings: Settings) -> str:
     return password_input.ask(f"Password for {settings.username or ''}@"
                               f"{settings.host or 'server'}: ")
+
+
+def announce_connection(client: SmtpClient) -> None:
+    """Say on ``-v`` what the command is about to wait for (a silent host shows nothing else
+    until a time limit ends)."""
+    where = f"{client.host}:{client.effective_port}"
+    via = f" through the {client.proxy.describe()}" if client.proxy else ""
+    _log.info("connecting to %s%s (up to %g s each for connecting and for TLS), then waiting "
+              "up to %g s for its greeting ...", where, via, client.timeout,
+              client.greeting_timeout)

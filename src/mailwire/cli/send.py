@@ -15,6 +15,7 @@ from mailwire.cli.compose import compose, read_text
 from mailwire.cli.connection import (
     FILE,
     add_connection_options,
+    announce_connection,
     client_from_args,
     settings_from_args,
 )
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     envelope_recipients = [address_of(recipient) for recipient in recipients] or None
     try:
         with progress(f"sending to {where}", enabled=not args.verbose), client:
+            announce_connection(client)
             result = client.send(message, sender=envelope_sender,
                                  recipients=envelope_recipients)
             info = client.connection_info

@@ -177,6 +177,9 @@ def _announce(args: argparse.Namespace, server: DevServer,
         if server.tls is TlsMode.NONE:
             lines.append("  (no TLS: clients need --allow-plaintext-credentials)")
     example = f"mailwire send --host {server.host} --port {server.port}"
+    if server.tls is TlsMode.IMPLICIT:
+        # AUTO would first wait greeting_timeout for a plaintext greeting on this port.
+        example += " --security ssl_implicit"
     if ca_file is not None:
         example += f" --ca-file {ca_file}"
     if args.user:

@@ -58,6 +58,11 @@ from mailwire.devserver.auth import (
 from mailwire.devserver.certificates import Certificates, write_private
 
 _log = logging.getLogger(__name__)
+AIOSMTPD_LOGGER = "mail.log"
+# aiosmtpd logs every client's mistake ("unrecognised: ...") as a warning; with no handler
+# Python's last resort would print it on standard error of whatever program runs the server.
+# A handler of its own keeps that out; the records still reach a program's own logging.
+logging.getLogger(AIOSMTPD_LOGGER).addHandler(logging.NullHandler())
 
 DEFAULT_DATA_SIZE_LIMIT = 32 * 1024 * 1024
 GREETING_IDENT = "ESMTP mailwire devserver"
