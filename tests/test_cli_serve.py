@@ -153,7 +153,8 @@ def test_port_in_use_is_a_clear_error(started: list[ServeProcess], tmp_path: Pat
 
 @pytest.mark.parametrize("option", [["--password", "hunter2"], ["--password=hunter2"]])
 def test_a_password_on_the_command_line_is_refused(tmp_path: Path, option: list[str]) -> None:
-    """It would show in ``ps`` (SECURITY.md, "The development server")."""
+    """It would show in ``ps`` (SECURITY.md, "The development server and passwords on the
+    command line")."""
     result = run_cli("serve", "--user", "dev", *option, cwd=tmp_path)
     assert result.returncode == 2
     line = assert_one_error_line(result)

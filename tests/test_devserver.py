@@ -325,8 +325,8 @@ def test_stop_closes_open_connections(smtp_server: StartServer) -> None:
 
 def test_captured_mail_and_tls_files_are_private(smtp_server: StartServer,
                                                  tmp_path: Path) -> None:
-    """0600 files, a 0700 folder, whatever the umask (SECURITY.md, "The development
-    server")."""
+    """0600 files, a 0700 folder, whatever the umask (SECURITY.md, "The development server and
+    passwords on the command line")."""
     import os
     import stat
 
