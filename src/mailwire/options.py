@@ -45,38 +45,8 @@ class ClientOptions:
     repr, a log or an error. Everything else may show in reprs, the protocol log and error
     messages (a proxy's credentials redacted), and is safe to paste into a bug report.
 
-    host: the SMTP server's name or address; also the name its certificate must carry.
-    port: 1-65535; None (default) means 465 for SSL_IMPLICIT and 587 otherwise.
-    username, password: log in with AUTH when ``username`` is set (default: no login).
-    security: ``SecurityOptions`` or its name (``"ssl_explicit"``, ``"starttls"``, ...);
-        default AUTO: implicit TLS or STARTTLS, plaintext only when the server offers no TLS.
-    timeout: seconds for connecting, the proxy handshake, the TLS handshake, each reply and
-        each write (default 100). Must be positive; above ten minutes it warns, as a value in
-        milliseconds would.
-    greeting_timeout: seconds to wait for the server's greeting (default 10); in AUTO, how long
-        a silent server is given before it is taken for one that waits for a TLS ClientHello.
-    oauth_token: an OAuth 2 access token for XOAUTH2, used instead of the password.
-    allowed_authentication: the SASL mechanisms you permit (default: all); the strongest one
-        the server also offers is used.
-    allow_plaintext_credentials: send credentials over an unencrypted connection (default
-        False: refused, with an error).
-    local_hostname: the name given in EHLO (default: the local address as a literal).
-    default_sender: the envelope sender (and From) of a message that names none, when no
-        ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
-        ``sender`` or .NET ``from``).
-    proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
-    bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
-        ``(remote host, port) -> (address, port)``.
-    supported_encryption: ``EncryptionProtocols`` to allow (default NONE: the runtime's
-        choice); versions the runtime lacks are dropped, and so is anything below a gap
-        (``set_supported_encryption_unsafe`` requires exactly the versions given).
-    ssl_context: an ``ssl.SSLContext`` used unchanged (then no other TLS option may be set).
-    ca_file, ca_path: trust these certificate authorities instead of the system's.
-    client_certificate: a PEM file (with its key), or ``(certificate file, key file)``.
-    certificate_validation_callback: ``(certificate, host, error or None) -> bool`` decides
-        whether a certificate is accepted; only ``True`` accepts.
-    dangerously_skip_certificate_verification: accept any certificate for any name (test
-        servers only); it warns (``InsecureSettingWarning``) and shows in the repr.
+    The constructor's parameters, with their units and defaults: ``help(ClientOptions.__init__)``
+    (shown by ``help(SmtpClient)`` too).
     """
 
     _warns_without_verification: ClassVar[bool] = True
@@ -106,6 +76,46 @@ class ClientOptions:
         dangerously_skip_certificate_verification: bool = False,
         default_sender: str | None = None,
     ) -> None:
+        """The client's settings; nothing connects until an operation needs to.
+
+        Each parameter is also an attribute that may be changed at any time (it takes effect
+        on the next connection). Durations are seconds. ``password`` and ``oauth_token`` are
+        secrets: never shown in a repr, a log or an error. The rest may show there (a proxy's
+        credentials redacted) and is safe to paste into a bug report.
+
+        host: the SMTP server's name or address; also the name its certificate must carry.
+        port: 1-65535; None (default) means 465 for SSL_IMPLICIT and 587 otherwise.
+        username, password: log in with AUTH when ``username`` is set (default: no login).
+        security: ``SecurityOptions`` or its name (``"ssl_explicit"``, ``"starttls"``, ...);
+            default AUTO: implicit TLS or STARTTLS, plaintext only when the server offers no TLS.
+        timeout: seconds for connecting, the proxy handshake, the TLS handshake, each reply and
+            each write (default 100). Must be positive; above ten minutes it warns, as a value in
+            milliseconds would.
+        greeting_timeout: seconds to wait for the server's greeting (default 10); in AUTO, how long
+            a silent server is given before it is taken for one that waits for a TLS ClientHello.
+        oauth_token: an OAuth 2 access token for XOAUTH2, used instead of the password.
+        allowed_authentication: the SASL mechanisms you permit (default: all); the strongest one
+            the server also offers is used.
+        allow_plaintext_credentials: send credentials over an unencrypted connection (default
+            False: refused, with an error).
+        local_hostname: the name given in EHLO (default: the local address as a literal).
+        default_sender: the envelope sender (and From) of a message that names none, when no
+            ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
+            ``sender`` or .NET ``from``).
+        proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
+        bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
+            ``(remote host, port) -> (address, port)``.
+        supported_encryption: ``EncryptionProtocols`` to allow (default NONE: the runtime's
+            choice); versions the runtime lacks are dropped, and so is anything below a gap
+            (``set_supported_encryption_unsafe`` requires exactly the versions given).
+        ssl_context: an ``ssl.SSLContext`` used unchanged (then no other TLS option may be set).
+        ca_file, ca_path: trust these certificate authorities instead of the system's.
+        client_certificate: a PEM file (with its key), or ``(certificate file, key file)``.
+        certificate_validation_callback: ``(certificate, host, error or None) -> bool`` decides
+            whether a certificate is accepted; only ``True`` accepts.
+        dangerously_skip_certificate_verification: accept any certificate for any name (test
+            servers only); it warns (``InsecureSettingWarning``) and shows in the repr.
+        """
         misplaced = option_checks.misplaced_port(host, port, username)
         if misplaced is not None:
             raise misplaced
