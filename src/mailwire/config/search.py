@@ -72,8 +72,9 @@ class Found:
 
     def describe(self) -> str:
         """The file and why it was used, for logs and messages."""
-        why = {Trust.NAMED: "named", Trust.USER: "your own file",
-               Trust.FOUND: "found in the current folder"}[self.trust]
+        if self.trust is Trust.NAMED:
+            return str(self.path)
+        why = "your own file" if self.trust is Trust.USER else "found in the current folder"
         hidden = (f"; {self.hidden_user_file} not used" if self.hidden_user_file is not None
                   else "")
         return f"{self.path} ({why}{hidden})"
