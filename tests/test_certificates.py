@@ -221,6 +221,19 @@ def test_callback_rejects(tls: TlsMode, smtp_server: StartServer, certificates: 
     assert len(callback.calls) == 1
 
 
+@pytest.mark.parametrize("answer", ["certificate expired", NotImplemented, [False], 1],
+                         ids=["error string", "NotImplemented", "list", "one"])
+def test_only_true_accepts(answer: object, smtp_server: StartServer,
+                           unknown_ca_certificates: Certificates,
+                           client_for: ClientFor) -> None:
+    """A truthy answer that is not True (SECURITY.md, "Certificate validation callback")."""
+    server = smtp_server(tls=TlsMode.STARTTLS, certificates=unknown_ca_certificates)
+    error = refused(client_for(server, certificate_validation_callback=lambda *_: answer),
+                    server)
+    assert "rejected by the validation callback" in str(error)
+    assert f"it returned a {type(answer).__name__}, and only True accepts" in str(error)
+
+
 def test_callback_can_reject_a_good_certificate(smtp_server: StartServer,
                                                 certificates: Certificates,
                                                 client_for: ClientFor) -> None:

@@ -24,6 +24,14 @@ USER = "alice"
 REFUSED = "nobody@example.com"
 
 
+
+TIMING = re.compile(r"; \d+\.\d s(, \d+\.\d messages/s)?$", re.MULTILINE)
+
+
+def untimed(text: str) -> str:
+    """The summary without its elapsed time and rate, which vary from run to run."""
+    return TIMING.sub("", text)
+
 def plain(server: DevServer) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(server.port), "--security", "none"]
 
@@ -80,7 +88,7 @@ def test_folder_over_two_connections_arrives_byte_for_byte(
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout == "sent 20 of 20; failed 0; unknown 0\n"
+    assert untimed(result.stdout) == "sent 20 of 20; failed 0; unknown 0\n"
     received = by_subject(server.wait_for_messages(20))
     assert len(server.messages) == 20 and received.keys() == expected.keys()
     for subject, (data, recipients) in expected.items():
@@ -106,7 +114,7 @@ def test_refused_recipients_exit_5_and_name_the_files(
 
     assert result.returncode == 5, result.stderr
     assert result.stderr == ""
-    lines = result.stdout.splitlines()
+    lines = untimed(result.stdout).splitlines()
     assert lines[0].startswith("refused.eml: all 1 recipient(s) refused: 550 5.1.1 <nobody@")
     assert lines[1].startswith(f"partly.eml: 1 of 2 recipients refused, sent to the others: "
                                f"{REFUSED} 550 5.1.1")
@@ -130,7 +138,7 @@ def test_paths_from_stdin_with_envelope_override(
                                                                       f"\n{tmp_path / 'b'}\n"))
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "sent 4 of 4; failed 0; unknown 0\n"
+    assert untimed(result.stdout) == "sent 4 of 4; failed 0; unknown 0\n"
     received = server.wait_for_messages(4)
     assert [parse_eml(message.data)["Message-ID"] for message in received] == [
         "<2@example.com>", "<0@example.com>", "<0@example.com>", "<1@example.com>"]
@@ -149,7 +157,7 @@ def test_missing_file_in_stdin_list_is_a_failed_message(
     result = run_with_stdin("send-many", *plain(server), "-", cwd=tmp_path,
                             stdin="missing.eml\n00.eml\n")
     assert result.returncode == 5, result.stderr
-    assert result.stdout.splitlines() == [
+    assert untimed(result.stdout).splitlines() == [
         "missing.eml: cannot read message file 'missing.eml': No such file or directory",
         "sent 1 of 2; failed 1; unknown 0"]
     assert len(server.wait_for_messages(1)) == 1
@@ -168,6 +176,9 @@ def test_json_report(smtp_server: StartServer, tmp_path: Path) -> None:
     assert result.returncode == 5, result.stderr
     assert result.stderr == ""
     *records, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    elapsed = summary["summary"].pop("elapsed_seconds")
+    rate = summary["summary"].pop("messages_per_second")
+    assert elapsed > 0 and rate == pytest.approx(2 / elapsed, rel=0.05, abs=0.1)
     assert summary == {"summary": {"total": 3, "sent": 2, "partly_refused": 1, "failed": 1,
                                    "unknown": 0, "not_attempted": 0, "stopped": None,
                                    "interrupted": False}}
@@ -196,7 +207,7 @@ def test_progress_only_on_a_terminal(smtp_server: StartServer, tmp_path: Path) -
     piped = run_cli("send-many", *plain(server), "--rate-limit", "20", "outbox", cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr == ""
-    assert piped.stdout == "sent 6 of 6; failed 0; unknown 0\n"
+    assert untimed(piped.stdout) == "sent 6 of 6; failed 0; unknown 0\n"
 
     controller, terminal = pty.openpty()
     try:
@@ -211,7 +222,7 @@ def test_progress_only_on_a_terminal(smtp_server: StartServer, tmp_path: Path) -
         assert process.wait(timeout=30) == 0
     finally:
         os.close(controller)
-    assert stdout == "sent 6 of 6; failed 0; unknown 0\n"
+    assert untimed(stdout) == "sent 6 of 6; failed 0; unknown 0\n"
     assert re.search(r"sending to 127\.0\.0\.1:\d+ \[[#-]{24}\] [0-6]/6", drawn), drawn
     assert drawn.rstrip(" ").endswith("\r")
 
@@ -234,7 +245,7 @@ def test_several_processes(smtp_server: StartServer, tmp_path: Path) -> None:
     write_messages(tmp_path / "outbox", 8)
     result = run_cli("send-many", *plain(server), "--processes", "2", "outbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "sent 8 of 8; failed 0; unknown 0\n"
+    assert untimed(result.stdout) == "sent 8 of 8; failed 0; unknown 0\n"
     assert len(by_subject(server.wait_for_messages(8))) == 8
 
 
@@ -252,7 +263,7 @@ def test_server_gone_mid_run_stops_with_exit_3(
     result = run_cli("send-many", *plain(server), "--max-attempts", "2", "--retry-delay",
                      "0.05", "--rate-limit", "40", "outbox", cwd=tmp_path)
     assert result.returncode == 3, result.stdout + result.stderr
-    summary = result.stdout.splitlines()[-1]
+    summary = untimed(result.stdout).splitlines()[-1]
     found = re.fullmatch(r"sent (\d+) of 40; failed (\d+); unknown (\d+); "
                          r"not attempted (\d+)", summary)
     assert found is not None, result.stdout
@@ -276,7 +287,10 @@ def test_bad_password_exit_4(
     assert result.returncode == 4
     line = assert_one_error_line(result)
     assert "535" in line and line.endswith("(password from --password-env PW)")
-    assert result.stdout == "" and server.messages == []
+    assert line.startswith("mailwire: error: stopped sending (2 message(s) not attempted): ")
+    # the login failed before the first message, and the summary still says so
+    assert untimed(result.stdout) == "sent 0 of 2; failed 0; unknown 0; not attempted 2\n"
+    assert server.messages == []
 
 
 def test_nothing_listening_exit_3(tmp_path: Path) -> None:
@@ -285,20 +299,22 @@ def test_nothing_listening_exit_3(tmp_path: Path) -> None:
                      "outbox", cwd=tmp_path)
     assert result.returncode == 3
     assert "refused" in assert_one_error_line(result)
-    assert result.stdout == ""
+    assert untimed(result.stdout) == "sent 0 of 2; failed 0; unknown 0; not attempted 2\n"
 
 
 def test_empty_folder_sends_nothing(tmp_path: Path) -> None:
     (tmp_path / "outbox").mkdir()
     result = run_cli("send-many", "--host", "127.0.0.1", "--port", "1", "outbox", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "sent 0 of 0; failed 0; unknown 0\n"
+    assert untimed(result.stdout) == "sent 0 of 0; failed 0; unknown 0\n"
     assert result.stderr == "mailwire: warning: no *.eml files in outbox\n"
 
 
 @pytest.mark.parametrize(("arguments", "expected"), [
     (["outbox", "missing.eml"], "argument PATH: no such file or directory: missing.eml"),
     (["-", "-"], "- (paths from standard input) can be given only once"),
+    (["--user", "u", "--ask-password", "-"],
+     "--ask-password would read the password from standard input, which - reads paths from"),
     (["--connections", "0", "outbox"], "argument --connections: expected at least 1, got 0"),
     (["--processes", "3", "--connections", "2", "outbox"],
      "--processes 3 needs at least 3 --connections"),
@@ -315,3 +331,16 @@ def test_usage_errors_exit_2(
     assert result.returncode == 2
     assert expected in assert_one_error_line(result)
     assert result.stdout == "" and server.messages == []
+
+
+def test_summary_gives_the_time_and_the_rate(smtp_server: StartServer, tmp_path: Path) -> None:
+    server = smtp_server()
+    write_messages(tmp_path / "outbox", 5)
+    result = run_cli("send-many", *plain(server), "--rate-limit", "10", "outbox", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    found = re.fullmatch(r"sent 5 of 5; failed 0; unknown 0; (\d+\.\d) s, (\d+\.\d) "
+                         r"messages/s\n", result.stdout)
+    assert found is not None, result.stdout
+    elapsed, rate = map(float, found.groups())
+    assert 0.3 <= elapsed < 10  # five messages at ten a second take at least 0.4 s
+    assert rate == pytest.approx(5 / elapsed, rel=0.1, abs=0.1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,25 @@ def test_verbose_flag_is_accepted_after_the_command(tmp_path: Path) -> None:
 ])
 def test_exit_code_for_each_error(error: SmtpError, code: ExitCode) -> None:
     assert exit_code_for(error) is code
+
+
+def test_probe_help_lists_only_the_exit_statuses_probe_uses(tmp_path: Path) -> None:
+    probe_help = run_cli("probe", "--help", cwd=tmp_path).stdout
+    statuses = re.findall(r"^  (\d+) ", probe_help.split("exit status:", 1)[1], re.MULTILINE)
+    assert statuses == ["0", "1", "2", "3", "130"]
+    assert "authentication failed" not in probe_help
+
+
+def test_verbose_says_what_it_waits_for(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never greets
+        port = silent.getsockname()[1]
+        result = run_cli("-v", "send", "--host", "127.0.0.1", "--port", str(port),
+                         "--security", "none", "--greeting-timeout", "0.5", "--timeout", "0.5",
+                         "--from", "a@example.com", "--to", "b@example.com", "--body", "x",
+                         cwd=tmp_path)
+    assert result.returncode == 3
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("configuration: no file (searched: $MAILWIRE_CONFIG, ")
+    assert lines[1] == (f"connecting to 127.0.0.1:{port} (up to 0.5 s each for connecting and "
+                        "for TLS), then waiting up to 0.5 s for its greeting ...")
+    assert lines[-1].startswith("mailwire: error: ")

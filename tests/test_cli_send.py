@@ -250,6 +250,7 @@ def test_ask_password_prompts(
         return PASSWORD
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.chdir(tmp_path)
     for name in [name for name in os.environ if name.startswith("MAILWIRE_")]:
         monkeypatch.delenv(name)

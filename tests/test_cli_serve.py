@@ -4,6 +4,8 @@ stops (``--count``, ``--exit-after``, SIGTERM)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from tests.support.cli import (
     ServeProcess,
+    assert_one_error_line,
     cli_env,
     parse_eml,
     run_cli,
@@ -31,8 +34,9 @@ def started(tmp_path: Path) -> Iterator[list[ServeProcess]]:
 
 
 def serve(started: list[ServeProcess], tmp_path: Path, *args: str,
-          env: dict[str, str] | None = None) -> ServeProcess:
-    process = start_serve("--maildir", str(tmp_path / "mail"), *args, cwd=tmp_path, env=env)
+          env: dict[str, str] | None = None, input: str | None = None) -> ServeProcess:
+    process = start_serve("--maildir", str(tmp_path / "mail"), *args, cwd=tmp_path, env=env,
+                          input=input)
     started.append(process)
     return process
 
@@ -83,7 +87,8 @@ def test_implicit_tls(started: list[ServeProcess], tmp_path: Path) -> None:
 def test_plaintext_auth_needs_the_explicit_client_option(
     started: list[ServeProcess], tmp_path: Path
 ) -> None:
-    server = serve(started, tmp_path, "--user", "dev", "--password", "pw")
+    server = serve(started, tmp_path, "--user", "dev", "--password-env", "PW",
+                   env=cli_env(tmp_path, PW="pw"))
     assert any("--allow-plaintext-credentials" in line for line in server.banner)
     common = ["send", "--host", "127.0.0.1", "--port", str(server.port), "--user", "dev",
               "--password-env", "PW", "--from", "me@example.com", "--to", "you@example.com",
@@ -92,6 +97,9 @@ def test_plaintext_auth_needs_the_explicit_client_option(
     refused = run_cli(*common, cwd=tmp_path, env=env)
     assert refused.returncode == 3
     assert "unencrypted connection" in refused.stderr
+    # the command line names its own option, not the library's attribute
+    assert "--allow-plaintext-credentials" in refused.stderr
+    assert "allow_plaintext_credentials" not in refused.stderr
     allowed = run_cli(*common, "--allow-plaintext-credentials", cwd=tmp_path, env=env)
     assert allowed.returncode == 0, allowed.stderr
     server.wait_for_line(r"^#1 .*tls=plaintext auth=")
@@ -141,3 +149,63 @@ def test_port_in_use_is_a_clear_error(started: list[ServeProcess], tmp_path: Pat
                      cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"mailwire: error: cannot listen on 127.0.0.1:{first.port}")
+
+
+@pytest.mark.parametrize("option", [["--password", "hunter2"], ["--password=hunter2"]])
+def test_a_password_on_the_command_line_is_refused(tmp_path: Path, option: list[str]) -> None:
+    """It would show in ``ps`` (SECURITY.md, "The development server and passwords on the
+    command line")."""
+    result = run_cli("serve", "--user", "dev", *option, cwd=tmp_path)
+    assert result.returncode == 2
+    line = assert_one_error_line(result)
+    assert "there is no --password option" in line and "--ask-password" in line
+    assert "hunter2" not in result.stderr
+
+
+def test_ask_password_reads_a_piped_line(started: list[ServeProcess], tmp_path: Path) -> None:
+    server = serve(started, tmp_path, "--user", "dev", "--ask-password", input="piped-pw\n")
+    assert any("AUTH required: user 'dev', the password entered" in line
+               for line in server.banner)
+    assert not any("piped-pw" in line for line in server.banner)
+    result = run_cli("send", "--host", "127.0.0.1", "--port", str(server.port), "--user", "dev",
+                     "--ask-password", "--allow-plaintext-credentials", "--from",
+                     "a@example.com", "--to", "b@example.com", "--body", "x", cwd=tmp_path,
+                     input="piped-pw\n")
+    assert result.returncode == 0, result.stderr
+    assert "echo" not in result.stderr.lower()
+    server.wait_for_line(r"^#1 .*auth=.*:dev")
+
+
+def test_the_suggested_command_for_implicit_tls_works_at_once(
+    started: list[ServeProcess], tmp_path: Path
+) -> None:
+    """Without --security ssl_implicit, AUTO first waited the 10 s greeting timeout."""
+    server = serve(started, tmp_path, "--tls", "implicit", "--count", "1")
+    (suggested,) = [line.split("try: ", 1)[1] for line in server.banner if "try: " in line]
+    arguments = suggested.split()
+    assert arguments[:2] == ["mailwire", "send"] and "--security" in arguments
+    assert arguments[arguments.index("--security") + 1] == "ssl_implicit"
+    began = time.monotonic()
+    result = run_cli(*arguments[1:], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 5
+    server.wait_for_line(r"^#1 .*tls=TLSv1\.")
+
+
+def test_client_mistakes_do_not_reach_the_servers_standard_error(tmp_path: Path) -> None:
+    """aiosmtpd logs an unknown command as a warning; with no handler of its own, Python
+    printed it on the standard error of the program running the development server."""
+    code = (
+        "import socket\n"
+        "from mailwire.devserver import DevServer\n"
+        "with DevServer() as server:\n"
+        "    with socket.create_connection(server.address) as sock:\n"
+        "        sock.recv(1000)\n"
+        "        sock.sendall(b'BOGUS command\\r\\n')\n"
+        "        assert sock.recv(1000).startswith(b'500')\n"
+        "print('done')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30, check=False, env=cli_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "done\n"
+    assert result.stderr == ""

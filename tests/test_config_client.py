@@ -1,4 +1,4 @@
-"""``client_from_config``: settings land on a ``SmtpClient``, and the client really connects."""
+"""``SmtpClient.from_config``: settings land on a client, and the client really connects."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from mailwire import (
     ConfigError,
     EncryptionProtocols,
     SecurityOptions,
+    SmtpClient,
     SmtpKnownAuthenticationType,
     SocksProxy,
 )
-from mailwire.config import client_from_config, load_settings
+from mailwire.config import load_settings
 from mailwire.devserver import Certificates, DevServer, TlsMode
+from mailwire.warning_categories import InsecureSettingWarning
 
 StartServer = Callable[..., DevServer]
 
@@ -44,7 +46,8 @@ insecure_skip_verify = true
 allowed_mechanisms = ["PLAIN"]
 allow_plaintext_credentials = true
 """)
-    client = client_from_config(path, environ={"PW": "secret"})
+    with pytest.warns(InsecureSettingWarning, match="certificate verification is off"):
+        client = SmtpClient.from_config(path, environ={"PW": "secret"})
     assert (client.host, client.port, client.username, client.password) == (
         "smtp.example.com", 2525, "me", "secret")
     assert client.security is SecurityOptions.SSL_IMPLICIT
@@ -65,7 +68,7 @@ allow_plaintext_credentials = true
 def test_unset_settings_keep_the_client_defaults(tmp_path: Path) -> None:
     path = tmp_path / "mailwire.toml"
     path.write_text('host = "h"\n')
-    client = client_from_config(path, environ={})
+    client = SmtpClient.from_config(path, environ={})
     assert client.port is None
     assert client.security is SecurityOptions.AUTO
     assert client.allowed_authentication == SmtpKnownAuthenticationType.ALL
@@ -75,7 +78,7 @@ def test_unset_settings_keep_the_client_defaults(tmp_path: Path) -> None:
 def test_no_host_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="no SMTP host configured"):
-        client_from_config(environ={"XDG_CONFIG_HOME": str(tmp_path)})
+        SmtpClient.from_config(environ={"XDG_CONFIG_HOME": str(tmp_path)})
 
 
 def test_a_configured_client_sends_through_starttls_and_auth(
@@ -87,9 +90,10 @@ def test_a_configured_client_sends_through_starttls_and_auth(
 <smtp from="alice@example.com"><network host="127.0.0.1" port="{server.port}" userName="alice"
  password="pw" enableSsl="true" clientDomain="client.example.com"/></smtp>
 </mailSettings></system.net></configuration>""")
+    path.chmod(0o600)
     environ = {"MAILWIRE_CA_FILE": str(certificates.ca_file)}
     settings = load_settings(path, environ=environ)
-    with client_from_config(path, environ=environ) as client:
+    with SmtpClient.from_config(path, environ=environ) as client:
         assert settings.sender is not None
         result = client.send_mail(settings.sender, "bob@example.com", "s", "body")
         info = client.connection_info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ FULL = ('host="smtp.example.com" port="587" userName="me" password="p@ss" enable
 def app_config(folder: Path, attributes: str = FULL, template: str = TEMPLATE) -> Path:
     path = folder / "app.config"
     path.write_text(template.format(attributes=attributes), "utf-8")
+    path.chmod(0o600)  # it holds a password: world-readable would warn
     return path
 
 
@@ -131,3 +133,13 @@ def test_entities_are_refused(tmp_path: Path) -> None:
 def test_xml_sniffed_when_the_name_says_nothing(tmp_path: Path) -> None:
     path = app_config(tmp_path).rename(tmp_path / "settings")
     assert load_settings(path, environ={}).host == "smtp.example.com"
+
+
+def test_a_huge_attribute_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """A 200 MB attribute once cost 1 GB and 24 s; any file over 1 MiB is refused unread
+    (SECURITY.md, "Hostile configuration files")."""
+    path = app_config(tmp_path, f'host="{"h" * (8 * 1024 * 1024)}"')
+    started = time.monotonic()
+    assert error_of(path) == (f"{path}: larger than 1024 KiB; a configuration file holds a few "
+                              "settings")
+    assert time.monotonic() - started < 1

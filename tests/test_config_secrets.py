@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,24 @@ def test_oauth_token_indirection(tmp_path: Path) -> None:
 
 def test_environment_password_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    environ = {"MAILWIRE_HOST": "h", "MAILWIRE_PASSWORD_COMMAND": f"{sys.executable} -c "
+    environ = {"MAILWIRE_HOST": "h", "MAILWIRE_USERNAME": "u",
+               "MAILWIRE_PASSWORD_COMMAND": f"{sys.executable} -c "
                "\"print('env-command')\"", "XDG_CONFIG_HOME": str(tmp_path)}
     assert load_settings(environ=environ).password == "env-command"
+
+
+def test_command_output_is_bounded_in_memory(tmp_path: Path) -> None:
+    """A command printing without end (["yes"]) is stopped at 64 KiB, not after the time limit
+    with gigabytes read (SECURITY.md, "Secrets given indirectly")."""
+    path = config(tmp_path, 'password_command = ["yes"]')
+    started = time.monotonic()
+    message = error_of(path)
+    assert message == (f"{path}:3: password_command: 'yes' printed more than 64 KiB and was "
+                       "stopped; make it print only the secret")
+    assert time.monotonic() - started < 5
+
+
+def test_command_output_just_under_the_bound_is_read(tmp_path: Path) -> None:
+    long_secret = "k" * (secrets.MAX_OUTPUT - 1)
+    path = config(tmp_path, f"password_command = {command(f'print({long_secret!r})')}")
+    assert load_settings(path, environ={}).password == long_secret

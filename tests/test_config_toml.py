@@ -4,6 +4,7 @@ the search order, and a ConfigError naming file, line and key for every bad inpu
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ allow_plaintext_credentials = true
 def write(folder: Path, name: str, content: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(content), "utf-8")
+    path.chmod(0o600)  # some hold a password: world-readable would warn
     return path
 
 
@@ -124,6 +126,7 @@ def test_profiles_inherit_the_top_level_and_the_default_profile_applies(folder: 
 def test_a_profile_password_replaces_any_other_way_of_giving_it(folder: Path) -> None:
     path = write(folder, "mailwire.toml", """\
         host = "h"
+        username = "u"
         password_command = ["false"]
 
         [profiles.p]
@@ -131,7 +134,7 @@ def test_a_profile_password_replaces_any_other_way_of_giving_it(folder: Path) ->
         """)
     settings = load(path, "p", {"PROFILE_PASSWORD": "from-env"})
     assert settings.password == "from-env"
-    assert settings.password_source == f"{path}:5: [profiles.p] password_env"
+    assert settings.password_source == f"{path}:6: [profiles.p] password_env"
 
 
 def test_environment_overrides_the_file_and_profile(folder: Path) -> None:
@@ -318,3 +321,50 @@ def test_file_that_is_not_utf8(folder: Path) -> None:
     path = folder / "mailwire.toml"
     path.write_bytes(b'host = "\xff"\n')
     assert error_of(path) == f"{path}: not UTF-8 (byte 8)"
+
+
+@pytest.mark.parametrize("nesting", ["[" * 50_000, "{a = " * 50_000], ids=["arrays", "tables"])
+def test_deeply_nested_toml_is_a_config_error(folder: Path, nesting: str) -> None:
+    """Not a RecursionError (SECURITY.md, "Hostile configuration files")."""
+    path = write(folder, "mailwire.toml", f"host = {nesting}\n")
+    assert error_of(path) == f"{path}: malformed TOML: arrays or tables nested too deeply"
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(folder: Path) -> None:
+    path = folder / "mailwire.toml"
+    path.write_text(f'host = "{"h" * (2 * 1024 * 1024)}"\n')
+    started = time.monotonic()
+    assert error_of(path) == (f"{path}: larger than 1024 KiB; a configuration file holds a few "
+                              "settings")
+    assert time.monotonic() - started < 1
+
+
+def test_username_false_in_a_profile_drops_the_inherited_credentials(folder: Path) -> None:
+    path = write(folder, "mailwire.toml", """\
+        host = "smtp.example.com"
+        username = "me"
+        password_env = "SMTP_PASSWORD"
+
+        [profiles.relay]
+        host = "relay.internal"
+        security = "none"
+        username = false
+
+        [profiles.other_user]
+        username = "you"
+        """)
+    relay = load(path, "relay", {"SMTP_PASSWORD": "pw"}, folder)
+    assert (relay.host, relay.username, relay.password) == ("relay.internal", None, None)
+    assert relay.password_source is None
+    assert load(path, "other_user", {"SMTP_PASSWORD": "pw"}, folder).password == "pw"
+    again = load(path, "relay", {"SMTP_PASSWORD": "pw", "MAILWIRE_USERNAME": "env-user",
+                                 "MAILWIRE_PASSWORD": "env-pw"}, folder)
+    assert (again.username, again.password) == ("env-user", "env-pw")
+
+
+def test_username_false_with_a_password_in_the_same_table_is_an_error(folder: Path) -> None:
+    path = write(folder, "mailwire.toml", 'host = "h"\n[profiles.p]\nusername = false\n'
+                 'password = "x"\n')
+    assert error_of(path, "p") == (f"{path}:4: [profiles.p] password: conflicts with "
+                                   f"{path}:3: [profiles.p] username: username = false means "
+                                   "no login, so no password or token")

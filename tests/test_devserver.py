@@ -321,3 +321,31 @@ def test_stop_closes_open_connections(smtp_server: StartServer) -> None:
     with pytest.raises(smtplib.SMTPServerDisconnected):
         client.noop()
     client.close()
+
+
+def test_captured_mail_and_tls_files_are_private(smtp_server: StartServer,
+                                                 tmp_path: Path) -> None:
+    """0600 files, a 0700 folder, whatever the umask (SECURITY.md, "The development server and
+    passwords on the command line")."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        certificates = Certificates.generate(tmp_path / "tls")
+        certificates.generate(tmp_path / "tls")  # again, over files that exist
+        server = smtp_server(maildir=tmp_path / "mail", certificates=certificates)
+        with smtplib.SMTP(server.host, server.port) as client:
+            send_one(client, server)
+    finally:
+        os.umask(previous)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    (saved,) = (tmp_path / "mail").iterdir()
+    assert mode(saved) == 0o600
+    assert mode(tmp_path / "mail") == 0o700
+    assert mode(tmp_path / "tls") == 0o700
+    for path in (certificates.key_file, certificates.cert_file, certificates.ca_file):
+        assert mode(path) == 0o600, path

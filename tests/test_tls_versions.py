@@ -9,6 +9,7 @@ Every test that connects runs against ``SmtpClient`` and ``AsyncSmtpClient`` (``
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
@@ -21,6 +22,7 @@ from mailwire import (
     SecurityOptions,
     SmtpSecurityError,
     SmtpTimeoutError,
+    SmtpUsageError,
     TlsNotSpokenError,
 )
 from mailwire.devserver import Certificates, DevServer, TlsMode
@@ -200,7 +202,7 @@ def listener() -> Iterator[socket.socket]:
 
 
 @pytest.mark.usefixtures("no_tls10")
-@pytest.mark.parametrize("wanted", [P.TLS10, P.TLS10 | P.TLS12])
+@pytest.mark.parametrize("wanted", [P.TLS10, P.TLS10 | P.TLS11 | P.TLS12])
 def test_unsafe_keeps_what_was_asked_and_connecting_fails(
     wanted: EncryptionProtocols, make_client: ClientFactory, listener: socket.socket,
 ) -> None:
@@ -280,24 +282,64 @@ def test_default_client_refuses_a_legacy_server(
     assert server.messages == []
 
 
-def test_a_gap_in_the_versions_is_kept(
-    versions_server: Callable[..., DevServer], certificates: Certificates,
-    client_for: ClientFor, smtp_server: StartServer,
+def legacy_runtime() -> None:
+    if runtime_protocols() != P.TLS10 | P.TLS11 | P.TLS12 | P.TLS13:
+        pytest.skip("this Python/OpenSSL cannot do TLS 1.0 to 1.3")
+
+
+@pytest.mark.parametrize(("low", "wanted", "expected"), [
+    (V.TLSv1, P.TLS10 | P.TLS12, "TLSv1.2"),
+    (V.TLSv1_2, P.TLS10 | P.TLS12, "TLSv1.2"),
+    (V.TLSv1, P.TLS11 | P.TLS13, "TLSv1.3"),
+    (V.TLSv1, P.TLS10 | P.TLS11 | P.TLS13, "TLSv1.3"),
+], ids=["10|12 vs 1.0-1.3", "10|12 vs 1.2-1.3", "11|13 vs 1.0-1.3", "10|11|13 vs 1.0-1.3"])
+def test_a_gap_keeps_the_highest_run_of_versions(
+    low: V, wanted: EncryptionProtocols, expected: str, versions_server: Callable[..., DevServer],
+    client_for: ClientFor, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """TLS10|TLS12 excludes TLS 1.1 although it lies between the two."""
-    if runtime_protocols() & (P.TLS10 | P.TLS11) != P.TLS10 | P.TLS11:
-        pytest.skip("this Python/OpenSSL cannot do TLS 1.0 and 1.1")
-    only_11 = versions_server(V.TLSv1_1, V.TLSv1_1)
-    client = client_for(only_11)
+    """Before, OpenSSL settled on the run below the gap: TLS10|TLS12 negotiated TLS 1.0 with a
+    server offering 1.0 to 1.3, and failed against a 1.2/1.3-only server."""
+    legacy_runtime()
+    server = versions_server(low, V.TLSv1_3)
+    client = client_for(server)
+    with caplog.at_level(logging.WARNING, logger="mailwire.tls"):
+        client.supported_encryption = wanted
+    kept = P.TLS12 if expected == "TLSv1.2" else P.TLS13
+    assert client.supported_encryption == kept
+    dropped = tls_module.describe(wanted & ~kept)
+    assert any(f"TLS versions {dropped} dropped" in message for message in caplog.messages)
+    assert negotiated(client, server) == expected
+
+
+def test_a_gap_leaves_out_the_versions_below_it(
+    versions_server: Callable[..., DevServer], client_for: ClientFor,
+) -> None:
+    legacy_runtime()
+    only_10 = versions_server(V.TLSv1, V.TLSv1)
+    client = client_for(only_10)
     client.supported_encryption = P.TLS10 | P.TLS12
     with pytest.raises(SmtpSecurityError):
         client.connect()
-    assert only_11.messages == []
-    only_10 = smtp_server(tls=TlsMode.STARTTLS,
-                          ssl_context=server_context(certificates, V.TLSv1, V.TLSv1))
-    client = client_for(only_10)
-    client.supported_encryption = P.TLS10 | P.TLS12
-    assert negotiated(client, only_10) == "TLSv1"
+    assert only_10.messages == []
+
+
+@pytest.mark.parametrize(("wanted", "gap", "advice"), [
+    (P.TLS10 | P.TLS12, "TLS11", "ask for TLS10|TLS11|TLS12 or TLS12"),
+    (P.TLS11 | P.TLS13, "TLS12", "ask for TLS11|TLS12|TLS13 or TLS13"),
+    (P.TLS10 | P.TLS13, "TLS11|TLS12", "ask for TLS10|TLS11|TLS12|TLS13 or TLS13"),
+])
+def test_unsafe_refuses_a_gap_and_names_it(
+    wanted: EncryptionProtocols, gap: str, advice: str, make_client: ClientFactory,
+    listener: socket.socket,
+) -> None:
+    client = make_client("localhost", listener.getsockname()[1], security="ssl_implicit",
+                         timeout=2.0)
+    with pytest.raises(SmtpUsageError) as caught:
+        client.set_supported_encryption_unsafe(wanted)
+    assert f"leave out {gap} between them" in str(caught.value)
+    assert advice in str(caught.value)
+    with pytest.raises(SmtpUsageError, match="leave out"):
+        TlsSettings(protocols=wanted, exact_protocols=True).context()
 
 
 # -- classifying handshake failures --------------------------------------------------------------

@@ -1,18 +1,22 @@
 """The settings every client front shares, as plain attributes, and what they turn into.
 
 ``ClientOptions`` holds host, port, credentials, security mode, timeouts, authentication choice,
-proxy, local address and TLS options. Any attribute may be changed at any time; the change takes
-effect on the next connection. ``session_settings()`` freezes them for one connection.
+default sender, proxy, local address and TLS options, each checked as it is set (see
+``mailwire.option_checks``). Any attribute may be changed at any time; the change takes effect
+on the next connection. ``session_settings()`` freezes them for one connection.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Self
+from typing import ClassVar, Self
 
+from mailwire import option_checks
 from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.config import Settings, apply_settings, load_settings, require_host
 from mailwire.conversation.channel import Login
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
@@ -27,12 +31,26 @@ from mailwire.transport.tls import (
     TlsSettings,
     context_for,
 )
+from mailwire.warning_categories import InsecureSettingWarning, warn
 
 BindEndpoint = LocalAddress | Callable[[tuple[str, int]], LocalAddress]
+_log = logging.getLogger("mailwire.tls")
 
 
 class ClientOptions:
-    """Connection, authentication and TLS settings of a client."""
+    """Connection, authentication and TLS settings of a client.
+
+    Every parameter is also an attribute of the same name that may be changed at any time; a
+    change takes effect on the next connection. Durations are seconds (not milliseconds, as in
+    Aspose.Email). Only ``password`` and ``oauth_token`` are secrets: they never appear in a
+    repr, a log or an error. Everything else may show in reprs, the protocol log and error
+    messages (a proxy's credentials redacted), and is safe to paste into a bug report.
+
+    The constructor's parameters, with their units and defaults: ``help(ClientOptions.__init__)``
+    (shown by ``help(SmtpClient)`` too).
+    """
+
+    _warns_without_verification: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -57,7 +75,51 @@ class ClientOptions:
         client_certificate: str | tuple[str, str] | None = None,
         certificate_validation_callback: CertificateValidationCallback | None = None,
         dangerously_skip_certificate_verification: bool = False,
+        default_sender: str | None = None,
     ) -> None:
+        """The client's settings; nothing connects until an operation needs to.
+
+        Each parameter is also an attribute that may be changed at any time (it takes effect
+        on the next connection). Durations are seconds. ``password`` and ``oauth_token`` are
+        secrets: never shown in a repr, a log or an error. The rest may show there (a proxy's
+        credentials redacted) and is safe to paste into a bug report.
+
+        host: the SMTP server's name or address; also the name its certificate must carry.
+        port: 1-65535; None (default) means 465 for SSL_IMPLICIT and 587 otherwise.
+        username, password: log in with AUTH when ``username`` is set (default: no login).
+        security: ``SecurityOptions`` or its name (``"ssl_explicit"``, ``"starttls"``, ...);
+            default AUTO: implicit TLS or STARTTLS, plaintext only when the server offers no TLS.
+        timeout: seconds for connecting, the proxy handshake, the TLS handshake, each reply and
+            each write (default 100). Must be positive; above ten minutes it warns, as a value in
+            milliseconds would.
+        greeting_timeout: seconds to wait for the server's greeting (default 10); in AUTO, how long
+            a silent server is given before it is taken for one that waits for a TLS ClientHello.
+        oauth_token: an OAuth 2 access token for XOAUTH2, used instead of the password.
+        allowed_authentication: the SASL mechanisms you permit (default: all); the strongest one
+            the server also offers is used.
+        allow_plaintext_credentials: send credentials over an unencrypted connection (default
+            False: refused, with an error).
+        local_hostname: the name given in EHLO (default: the local address as a literal).
+        default_sender: the envelope sender (and From) of a message that names none, when no
+            ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
+            ``sender`` or .NET ``from``).
+        proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
+        bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
+            ``(remote host, port) -> (address, port)``.
+        supported_encryption: ``EncryptionProtocols`` to allow (default NONE: the runtime's
+            choice); versions the runtime lacks are dropped, and so is anything below a gap
+            (``set_supported_encryption_unsafe`` requires exactly the versions given).
+        ssl_context: an ``ssl.SSLContext`` used unchanged (then no other TLS option may be set).
+        ca_file, ca_path: trust these certificate authorities instead of the system's.
+        client_certificate: a PEM file (with its key), or ``(certificate file, key file)``.
+        certificate_validation_callback: ``(certificate, host, error or None) -> bool`` decides
+            whether a certificate is accepted; only ``True`` accepts.
+        dangerously_skip_certificate_verification: accept any certificate for any name (test
+            servers only); it warns (``InsecureSettingWarning``) and shows in the repr.
+        """
+        misplaced = option_checks.misplaced_port(host, port, username)
+        if misplaced is not None:
+            raise misplaced
         self.host = host
         self.port = port
         self.username = username
@@ -78,6 +140,7 @@ class ClientOptions:
         self.client_certificate = client_certificate
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
+        self.default_sender = default_sender
         self._core = ClientCore(self.session_settings, login=self._login)
 
     @classmethod
@@ -87,15 +150,66 @@ class ClientOptions:
     ) -> Self:
         """A client from a configuration file (.NET app.config, TOML, ``[tool.mailwire]``) and
         ``MAILWIRE_*`` variables; see ``mailwire.config`` for the keys and the search order."""
-        from mailwire.config import apply_settings, load_settings
-        from mailwire.config.client import require_host
+        return cls.from_settings(load_settings(
+            path, profile, os.environ if environ is None else environ, resolve_secrets=False))
 
-        settings = load_settings(path, profile, os.environ if environ is None else environ)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """A client with every option ``settings`` give (``mailwire.config.load_settings``);
+        a secret the configuration gives indirectly is resolved only once a host is known and
+        when a user name is set."""
         client = cls(require_host(settings))
-        apply_settings(settings, client)
+        apply_settings(settings.with_secrets(), client)
         return client
 
     # -- properties with rules -----------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @port.setter
+    def port(self, value: int | None) -> None:
+        self._port = option_checks.port(value)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds for each phase but the greeting; see the class docstring."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._timeout = option_checks.seconds("timeout", value)
+        self._warn_once_if_milliseconds("timeout", self._timeout)
+
+    @property
+    def greeting_timeout(self) -> float:
+        """Seconds to wait for the greeting; see the class docstring."""
+        return self._greeting_timeout
+
+    @greeting_timeout.setter
+    def greeting_timeout(self, value: float) -> None:
+        self._greeting_timeout = option_checks.seconds("greeting_timeout", value)
+        self._warn_once_if_milliseconds("greeting_timeout", self._greeting_timeout)
+
+    def _warn_once_if_milliseconds(self, name: str, value: float) -> None:
+        warned: set[str] = self.__dict__.setdefault("_warned_units", set())
+        if name not in warned and value > option_checks.PLAUSIBLE_SECONDS:
+            warned.add(name)
+            option_checks.warn_if_milliseconds(name, value)
+
+    @property
+    def default_sender(self) -> str | None:
+        """The sender of a message that names none; see the class docstring."""
+        return self._default_sender
+
+    @default_sender.setter
+    def default_sender(self, value: str | None) -> None:
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise SmtpUsageError(f"default_sender must be an address without control "
+                                 f"characters, or None; got {value!r}")
+        self._default_sender = value
 
     @property
     def security(self) -> SecurityOptions:
@@ -109,6 +223,23 @@ class ClientOptions:
             raise SmtpUsageError(str(error)) from None
 
     @property
+    def dangerously_skip_certificate_verification(self) -> bool:
+        """Accept any certificate for any name (test servers only). Turning it on warns
+        (``InsecureSettingWarning``, once per client) and shows in the repr."""
+        return self._skip_verification
+
+    @dangerously_skip_certificate_verification.setter
+    def dangerously_skip_certificate_verification(self, value: bool) -> None:
+        self._skip_verification = bool(value)
+        if value and self._warns_without_verification and not getattr(
+                self, "_warned_skip_verification", False):
+            self._warned_skip_verification = True
+            warn(f"certificate verification is off for {self.host} "
+                 "(dangerously_skip_certificate_verification=True): anyone on the network path "
+                 "can read and change the connection, credentials included",
+                 InsecureSettingWarning)
+
+    @property
     def proxy(self) -> Proxy | None:
         return self._proxy
 
@@ -118,16 +249,30 @@ class ClientOptions:
 
     @property
     def supported_encryption(self) -> EncryptionProtocols:
-        """The TLS versions in effect; setting it quietly drops what the runtime cannot do."""
+        """The TLS versions in effect. Setting it quietly drops what the runtime cannot do, and
+        keeps only the highest run of consecutive versions (TLS10|TLS12 gives TLS12: TLS
+        libraries negotiate a range without gaps), logging what it dropped."""
         return self._encryption
 
     @supported_encryption.setter
     def supported_encryption(self, value: EncryptionProtocols) -> None:
-        self._encryption = value & tls.runtime_protocols()
+        available = value & tls.runtime_protocols()
+        kept, dropped = tls.highest_run(available)
+        if value & ~available:
+            _log.info("TLS versions %s dropped: this Python/OpenSSL cannot negotiate them",
+                      tls.describe(value & ~available))
+        if dropped:
+            _log.warning("TLS versions %s dropped: they are separated from %s by a version "
+                         "not asked for, and TLS negotiates a range without gaps",
+                         tls.describe(dropped), tls.describe(kept))
+        self._encryption = kept
         self._exact_encryption = False
 
     def set_supported_encryption_unsafe(self, value: EncryptionProtocols) -> None:
-        """Require exactly these TLS versions; connecting fails if the runtime cannot do them."""
+        """Require exactly these TLS versions: connecting fails if the runtime cannot do them,
+        and a set with a gap (TLS10|TLS12) is a SmtpUsageError naming the gap."""
+        if value:
+            tls.check_no_gap(value)
         self._encryption = value
         self._exact_encryption = True
 
@@ -187,6 +332,8 @@ class ClientOptions:
         state = "connected" if connected else "not connected"
         user = f" user={self.username!r}" if self.username else ""
         via = f" via {self._proxy.describe()}" if self._proxy else ""
+        if self._skip_verification:
+            via += " CERTIFICATE-VERIFICATION-OFF"
         return (f"<{kind} {self.host}:{self.effective_port} {self._security.name}{user}{via} "
                 f"{state}>")
 

@@ -32,10 +32,11 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+            timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``input``: piped to standard input (else it is /dev/null)."""
     return subprocess.run([*COMMAND, *args], cwd=cwd, env=env or cli_env(cwd),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          stdin=subprocess.DEVNULL if input is None else None, input=input,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -75,10 +76,17 @@ class ServeProcess:
         raise AssertionError(f"no line matching {pattern!r} from mailwire serve")
 
 
-def start_serve(*args: str, cwd: Path, env: dict[str, str] | None = None) -> ServeProcess:
+def start_serve(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                input: str | None = None) -> ServeProcess:
+    """``input``: written to standard input, which is then closed (else it is /dev/null)."""
     process = subprocess.Popen([*COMMAND, "serve", "--port", "0", *args], cwd=cwd,
-                               env=env or cli_env(cwd), stdin=subprocess.DEVNULL,
+                               env=env or cli_env(cwd),
+                               stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if input is not None:
+        assert process.stdin is not None
+        process.stdin.write(input)
+        process.stdin.close()
     assert process.stdout is not None
     banner: list[str] = []
     for line in process.stdout:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from mailwire.cli import bulk, demo, probe, send, serve, tracing
+from mailwire.cli import bulk, demo, messages, probe, send, serve, tracing
 from mailwire.cli.exit_codes import EPILOG, ExitCode, exit_code_for
-from mailwire.errors import SmtpError
+from mailwire.errors import ConfigError, SmtpError
 
 PROGRAM = "mailwire"
 
@@ -57,13 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the program; returns the exit status (see ``mailwire --help``)."""
     args = build_parser().parse_args(argv)
     tracing.enable(args.verbose)
+    messages.show_library_warnings()
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
         _error("interrupted")
         return ExitCode.INTERRUPTED
     except SmtpError as error:
-        _error(str(error))
+        source = getattr(args, "configuration", None)
+        note = f" (settings from {source})" if source and not isinstance(error, ConfigError) else ""
+        _error(f"{error}{note}")
         return exit_code_for(error)
     except BrokenPipeError:
         _silence_stdout()
@@ -77,8 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    line = " / ".join(part.strip() for part in message.splitlines() if part.strip())
-    print(f"{PROGRAM}: error: {line}", file=sys.stderr, flush=True)
+    messages.error(message)
 
 
 def _silence_stdout() -> None:

@@ -5,7 +5,9 @@ the configuration's sender when set) unless --from / --to are given. Files are o
 when their turn comes; with - the paths are read from standard input as sending goes.
 Prints one line per message not sent to every recipient (its path and why), then
 "sent N of M; failed K; unknown U" (unknown: the connection failed after the end of the
-message); with --json, one JSON object per message and a last {"summary": ...} instead.
+message) with the time it took and the rate; with --json, one JSON object per message and a
+last {"summary": ...} instead. The summary is printed also when the connection or the login
+failed before the first message.
 Progress shows on standard error when it is a terminal: a bar for a list of paths, a spinner
 for -.
 """
@@ -18,20 +20,24 @@ import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailwire.cli.connection import (
     add_connection_options,
+    announce_connection,
     client_from_args,
     option_type,
     settings_from_args,
 )
 from mailwire.cli.exit_codes import ExitCode, exit_code_for
-from mailwire.cli.progress import TerminalProgress, is_terminal, progress
+from mailwire.cli.progress import NullProgress, TerminalProgress, is_terminal, progress
 from mailwire.cli.send import address_of
+from mailwire.cli.terminal import printable
+from mailwire.client import SmtpClient
 from mailwire.config import Settings
 from mailwire.errors import (
     AuthenticationError,
@@ -151,6 +157,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 def run(args: argparse.Namespace) -> int:
     if args.paths.count(STDIN) > 1:
         raise SmtpUsageError("- (paths from standard input) can be given only once")
+    if STDIN in args.paths and args.ask_password and not sys.stdin.isatty():
+        raise SmtpUsageError("--ask-password would read the password from standard input, "
+                             "which - reads paths from: use --password-env VAR")
     connections = args.connections or args.processes
     if args.processes > connections:
         raise SmtpUsageError(f"--processes {args.processes} needs at least "
@@ -161,8 +170,7 @@ def run(args: argparse.Namespace) -> int:
     messages = messages_of(inputs.paths, inputs.total,
                            envelope_address(sender, "--from") if sender else None,
                            [envelope_address(to, "--to") for to in args.to] or None)
-    client = client_from_args(settings)
-    warn_if_insecure(settings)
+    client = client_from_args(args, settings)
     where = f"{client.host}:{client.effective_port}"
     tally = Tally()
     if messages.total == 0:
@@ -172,26 +180,15 @@ def run(args: argparse.Namespace) -> int:
         report = Report(args.json, isinstance(reporter, TerminalProgress))
         try:
             with client:
+                announce_connection(client)
                 try:
                     client.connect()
-                except AuthenticationError as error:
-                    raise with_password_source(error, settings) from error
-                if connections > 1 or args.processes > 1:
-                    client.quit()
-                reporter.set_label(f"sending to {where}")
-                reporter(0, messages.total)
-                for outcome in client.send_many(
-                        messages, connections=connections, processes=args.processes,
-                        max_attempts=args.max_attempts, retry_delay=args.retry_delay,
-                        rate_limit=args.rate_limit,
-                        messages_per_connection=args.messages_per_connection,
-                        progress=reporter):
-                    path = messages.path_of(outcome.index)
-                    tally.add(outcome)
-                    report.message(path, outcome)
-                    if tally.stopped is None and stops_everything(outcome.error):
-                        tally.stopped = outcome.error
-                        messages.stop()
+                except SmtpError as error:
+                    tally.stopped = (with_password_source(error, settings)
+                                     if isinstance(error, AuthenticationError) else error)
+                else:
+                    _send_all(args, client, messages, tally, report, reporter, where,
+                              connections)
         except KeyboardInterrupt:
             reporter.close()
             report.summary(tally, messages, interrupted=True)
@@ -201,6 +198,28 @@ def run(args: argparse.Namespace) -> int:
         _stopped(tally.stopped, tally, messages, settings)
         return exit_code_for(tally.stopped)
     return ExitCode.OK if tally.all_sent else ExitCode.REFUSED
+
+
+def _send_all(args: argparse.Namespace, client: SmtpClient, messages: Messages, tally: Tally,
+              report: Report, reporter: TerminalProgress | NullProgress, where: str,
+              connections: int) -> None:
+    """Send every message on the connected ``client``; the first failure of the server or the
+    login stops handing out messages."""
+    if connections > 1 or args.processes > 1:
+        client.quit()
+    reporter.set_label(f"sending to {where}")
+    reporter(0, messages.total)
+    for outcome in client.send_many(
+            messages, connections=connections, processes=args.processes,
+            max_attempts=args.max_attempts, retry_delay=args.retry_delay,
+            rate_limit=args.rate_limit, messages_per_connection=args.messages_per_connection,
+            progress=reporter):
+        path = messages.path_of(outcome.index)
+        tally.add(outcome)
+        report.message(path, outcome)
+        if tally.stopped is None and stops_everything(outcome.error):
+            tally.stopped = outcome.error
+            messages.stop()
 
 
 def envelope_address(mailbox: str, option: str) -> str:
@@ -312,6 +331,15 @@ class Tally:
     failed: int = 0
     unknown: int = 0
     stopped: SmtpError | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def rate(self, elapsed: float) -> float | None:
+        """Messages sent per second, or None before any time passed."""
+        return self.sent / elapsed if elapsed > 0 else None
 
     def add(self, outcome: BulkResult) -> None:
         if outcome.result is not None:
@@ -355,13 +383,17 @@ class Report:
         total = messages.total if messages.total is not None else messages.read
         left = None if messages.total is None else messages.total - tally.done
         not_attempted = left if tally.stopped is not None and not interrupted else 0
+        elapsed = tally.elapsed
+        rate = tally.rate(elapsed)
         if self._json:
             self._print(json.dumps({"summary": {
                 "total": total, "sent": tally.sent, "partly_refused": tally.partial,
                 "failed": tally.failed, "unknown": tally.unknown,
                 "not_attempted": not_attempted,
                 "stopped": one_line(str(tally.stopped)) if tally.stopped else None,
-                "interrupted": interrupted}}), under_progress=False)
+                "interrupted": interrupted, "elapsed_seconds": round(elapsed, 3),
+                "messages_per_second": round(rate, 1) if rate is not None else None}}),
+                under_progress=False)
             return
         line = f"sent {tally.sent} of {total}; failed {tally.failed}; unknown {tally.unknown}"
         if tally.partial:
@@ -370,10 +402,11 @@ class Report:
             line += f"; not attempted {not_attempted}"
         if interrupted:
             line += f"; interrupted, {total - tally.done} not done"
+        line += f"; {elapsed:.1f} s" + (f", {rate:.1f} messages/s" if rate and tally.sent else "")
         self._print(line, under_progress=False)
 
     def _print(self, line: str, *, under_progress: bool = True) -> None:
-        print((self._erase if under_progress else "") + line, flush=True)
+        print((self._erase if under_progress else "") + printable(line), flush=True)
 
 
 def message_line(path: Path, outcome: BulkResult) -> str | None:
@@ -429,7 +462,7 @@ def _stopped(error: SmtpError, tally: Tally, messages: Messages, settings: Setti
     else:
         left = messages.total - tally.done
         rest = f" ({left} message(s) not attempted)" if left else ""
-    print(f"mailwire: error: stopped sending{rest}: {one_line(str(error))}",
+    print(printable(f"mailwire: error: stopped sending{rest}: {one_line(str(error))}"),
           file=sys.stderr, flush=True)
 
 
@@ -439,8 +472,3 @@ def with_password_source(error: AuthenticationError, settings: Settings) -> Auth
         return error
     return AuthenticationError(f"{error} (password from {settings.password_source})", reply=None)
 
-
-def warn_if_insecure(settings: Settings) -> None:
-    if settings.insecure_skip_verify:
-        print("mailwire: warning: certificate verification is off (insecure_skip_verify): "
-              "anyone on the path can read and change this connection", file=sys.stderr)

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailwire.cli import password_input
 from mailwire.client import SmtpClient
-from mailwire.config import SEARCH_ORDER, Settings, client_from_settings, load_settings
-from mailwire.config import values as parse
+from mailwire.config import SEARCH_ORDER, Settings, load_settings, require_host
+from mailwire.config.table import BY_KEY, SETTINGS, Setting
 from mailwire.errors import ConfigError
 
 T = TypeVar("T")
+_log = logging.getLogger("mailwire.cli")
 
 
 def option_type(parser: Callable[[str], T], name: str) -> Callable[[str], T]:
@@ -39,42 +41,22 @@ def option_type(parser: Callable[[str], T], name: str) -> Callable[[str], T]:
     return convert
 
 
-PORT = option_type(parse.port, "port")
-SECONDS = option_type(parse.seconds, "seconds")
-SECURITY = option_type(parse.security, "security")
-PROXY = option_type(parse.proxy_url, "proxy")
-BIND = option_type(parse.bind_address, "bind")
-TLS_VERSIONS = option_type(parse.tls_versions, "tls versions")
-MECHANISM = option_type(parse.mechanisms, "mechanism")
-FILE = option_type(lambda text: parse.file_path(text, Path.cwd()), "file")
+def _value_type(setting: Setting) -> Callable[[str], Any]:
+    """The argparse ``type=`` of a setting: its configuration parser, paths from the cwd."""
+    return option_type(lambda text: setting.parse(text, Path.cwd()),
+                       setting.key.replace("_", " "))
 
-_SETTINGS_OPTIONS = ("host", "port", "security", "timeout", "greeting_timeout", "local_hostname",
-                     "proxy", "bind", "tls_versions", "ca_file", "client_certificate",
-                     "client_key", "username")
+
+PORT = _value_type(BY_KEY["port"])
+SECONDS = _value_type(BY_KEY["timeout"])
+FILE = _value_type(BY_KEY["ca_file"])
+NETWORK_GROUP = "network"
 
 
 def add_network_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Timeouts, proxy, local address, EHLO name and TLS: what ``send`` and ``probe`` share."""
     group = parser.add_argument_group("network and TLS")
-    group.add_argument("--timeout", type=SECONDS, metavar="SECONDS",
-                       help="time limit of each phase (default 100; probe: 10)")
-    group.add_argument("--greeting-timeout", type=SECONDS, metavar="SECONDS",
-                       help="time to wait for the greeting (default 10; probe: 5)")
-    group.add_argument("--ehlo-name", dest="local_hostname", metavar="NAME",
-                       help="the name to give in EHLO (default: our address literal)")
-    group.add_argument("--proxy", type=PROXY, metavar="URL",
-                       help="socks5://[user:pass@]host:port, socks5h://, socks4://, socks4a:// "
-                            "or http://host:port")
-    group.add_argument("--bind", type=BIND, metavar="ADDR[:PORT]",
-                       help="the local address to connect from")
-    group.add_argument("--tls-versions", type=TLS_VERSIONS, metavar="LIST",
-                       help="allowed TLS versions, e.g. TLS12,TLS13")
-    group.add_argument("--ca-file", type=FILE, metavar="FILE",
-                       help="trust the certificate authorities in this PEM file")
-    group.add_argument("--client-cert", dest="client_certificate", type=FILE, metavar="FILE",
-                       help="a client certificate (PEM; may include the key)")
-    group.add_argument("--client-key", type=FILE, metavar="FILE",
-                       help="the client certificate's key (PEM)")
+    _add_group(group, NETWORK_GROUP)
     return group
 
 
@@ -85,76 +67,90 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
                         help="configuration file (default: the first of "
                              f"{', '.join(SEARCH_ORDER)})")
     source.add_argument("--profile", metavar="NAME", help="profile of the configuration file")
-    server = parser.add_argument_group("server")
-    server.add_argument("--host", help="SMTP server host name or address")
-    server.add_argument("--port", type=PORT, help="port (default: 587, or 465 for ssl_implicit)")
-    server.add_argument("--security", type=SECURITY, metavar="MODE",
-                        help="auto (default), ssl_auto, ssl_explicit (starttls), "
-                             "ssl_implicit (tls), none")
-    add_network_options(parser).add_argument(
-        "--insecure-skip-verify", action="store_true",
-        help="DANGEROUS: accept any certificate for any host name")
+    _add_group(parser.add_argument_group("server"), "server")
+    add_network_options(parser)
     auth = parser.add_argument_group("authentication")
-    auth.add_argument("--user", dest="username", metavar="NAME", help="the user name to log in as")
-    auth.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
-    auth.add_argument("--password-env", metavar="VAR",
-                      help="read the password from this environment variable")
-    auth.add_argument("--ask-password", action="store_true", help="prompt for the password")
-    auth.add_argument("--auth", dest="mechanisms", action="append", type=MECHANISM,
-                      metavar="MECH",
-                      help="allow this SASL mechanism (repeatable; default: all)")
-    auth.add_argument("--allow-plaintext-credentials", action="store_true",
-                      help="allow sending the password over an unencrypted connection")
+    _add_group(auth, "authentication")
+    auth.add_argument("--password", nargs="?", action=RefusePassword, help=argparse.SUPPRESS)
+    auth.add_argument("--ask-password", action="store_true",
+                      help="prompt for the password (or read the first line of standard "
+                           "input when it is not a terminal)")
 
 
-class _RefusePassword(argparse.Action):
+def _add_group(group: argparse._ArgumentGroup, name: str) -> None:
+    for setting in SETTINGS:
+        option = setting.option
+        if option is None or option.group != name:
+            continue
+        if option.switch:
+            group.add_argument(option.flag, dest=setting.key, action="store_true",
+                               help=option.help)
+        else:
+            group.add_argument(option.flag, dest=setting.key, metavar=option.metavar,
+                               type=_value_type(setting), help=option.help,
+                               action="append" if option.repeatable else "store")
+
+
+class RefusePassword(argparse.Action):
     """``--password`` does not exist on purpose; the refusal never repeats what followed it."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         parser.error("there is no --password option: a password on the command line shows in "
-                     "the process list and the shell history; use --ask-password, "
-                     "--password-env VAR or MAILWIRE_PASSWORD")
+                     "the process list and the shell history; use --ask-password or "
+                     "--password-env VAR")
 
 
 def settings_from_args(args: argparse.Namespace,
-                       environ: dict[str, str] | None = None) -> Settings:
-    """The configuration, overridden by the options given on the command line."""
-    env = dict(os.environ) if environ is None else environ
-    own_password = bool(args.password_env or args.ask_password)
-    settings = load_settings(args.config, args.profile, env, resolve_secrets=not own_password)
-    changes: dict[str, Any] = {key: getattr(args, key) for key in _SETTINGS_OPTIONS
-                               if getattr(args, key, None) is not None}
-    if args.mechanisms:
-        allowed = args.mechanisms[0]
-        for more in args.mechanisms[1:]:
-            allowed |= more
-        changes["allowed_mechanisms"] = allowed
-    if args.insecure_skip_verify:
-        changes["insecure_skip_verify"] = True
-    if args.allow_plaintext_credentials:
-        changes["allow_plaintext_credentials"] = True
-    settings = dataclasses.replace(settings, **changes)
+                       environ: Mapping[str, str] | None = None) -> Settings:
+    """The configuration, overridden by the options given on the command line; no secret is
+    resolved yet (``client_from_args`` does, when it is needed)."""
+    env = os.environ if environ is None else environ
+    settings = load_settings(args.config, args.profile, env, resolve_secrets=False)
+    changes: dict[str, Any] = {}
+    for setting in SETTINGS:
+        given = getattr(args, setting.key, None)
+        if setting.option is None or setting.secret is not None or given in (None, False, []):
+            continue
+        if setting.option.repeatable:
+            combined = given[0]
+            for more in given[1:]:
+                combined |= more
+            given = combined
+        changes[setting.key] = given
+    args.configuration = settings.source_description
     if args.password_env:
-        settings = dataclasses.replace(settings, password=_from_env(args.password_env, env),
-                                       password_source=f"--password-env {args.password_env}")
-    elif args.ask_password or _should_prompt(settings):
-        settings = dataclasses.replace(settings, password=_prompt(settings),
-                                       password_source="prompt")
-    return settings
+        changes["password_source"] = f"--password-env {args.password_env}"
+    elif args.ask_password:
+        changes["password_source"] = "prompt"
+    return dataclasses.replace(settings, **changes)
 
 
-def client_from_args(settings: Settings) -> SmtpClient:
+def client_from_args(args: argparse.Namespace, settings: Settings,
+                     environ: Mapping[str, str] | None = None) -> SmtpClient:
+    """The client; the password is looked for only now, and only if a user name is set (or
+    ``--password-env``/``--ask-password`` ask for it)."""
+    env = os.environ if environ is None else environ
+    require_host(settings)
+    if settings.client_key and not settings.client_certificate:
+        raise ConfigError("--client-key needs --client-cert as well")
+    if args.password_env:
+        settings = dataclasses.replace(settings, password=_from_env(args.password_env, env))
+    elif args.ask_password:
+        settings = dataclasses.replace(settings, password=_prompt(settings))
+    else:
+        settings = settings.with_secrets()
+        if _should_prompt(settings):
+            settings = dataclasses.replace(settings, password=_prompt(settings),
+                                           password_source="prompt")
     if settings.username and settings.password is None and settings.oauth_token is None:
         raise ConfigError(f"user {settings.username!r} has no password: use --ask-password, "
                           "--password-env VAR, MAILWIRE_PASSWORD, or password_env / "
                           "password_command in the configuration file")
-    if settings.client_key and not settings.client_certificate:
-        raise ConfigError("--client-key needs --client-cert as well")
-    return client_from_settings(settings)
+    return SmtpClient.from_settings(settings)
 
 
-def _from_env(name: str, environ: dict[str, str]) -> str:
+def _from_env(name: str, environ: Mapping[str, str]) -> str:
     value = environ.get(name)
     if not value:
         state = "is empty" if value == "" else "is not set"
@@ -168,11 +164,15 @@ def _should_prompt(settings: Settings) -> bool:
 
 
 def _prompt(settings: Settings) -> str:
-    who = f"{settings.username or ''}@{settings.host or 'server'}"
-    try:
-        password = getpass.getpass(f"Password for {who}: ")
-    except (EOFError, KeyboardInterrupt):
-        raise ConfigError("no password entered") from None
-    if not password:
-        raise ConfigError("no password entered")
-    return password
+    return password_input.ask(f"Password for {settings.username or ''}@"
+                              f"{settings.host or 'server'}: ")
+
+
+def announce_connection(client: SmtpClient) -> None:
+    """Say on ``-v`` what the command is about to wait for (a silent host shows nothing else
+    until a time limit ends)."""
+    where = f"{client.host}:{client.effective_port}"
+    via = f" through the {client.proxy.describe()}" if client.proxy else ""
+    _log.info("connecting to %s%s (up to %g s each for connecting and for TLS), then waiting "
+              "up to %g s for its greeting ...", where, via, client.timeout,
+              client.greeting_timeout)

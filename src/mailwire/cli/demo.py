@@ -17,13 +17,17 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mailwire.cli import server_extra
 from mailwire.cli.exit_codes import ExitCode
 from mailwire.cli.send import describe_connection
 from mailwire.client import SmtpClient
-from mailwire.devserver import Certificates, DevServer, ReceivedMessage, TlsMode
 from mailwire.results import ConnectionInfo, SendResult
 from mailwire.security import SecurityOptions
+
+if TYPE_CHECKING:
+    from mailwire.devserver import ReceivedMessage
 
 USER = "demo"
 SENDER = "demo@example.com"
@@ -42,11 +46,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def run(_args: argparse.Namespace) -> int:
+    devserver = server_extra.load("demo")
     password = secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="mailwire-demo-") as folder:
-        certificates = Certificates.generate(Path(folder) / "tls")
-        server = DevServer(tls=TlsMode.STARTTLS, certificates=certificates,
-                           credentials={USER: password}, maildir=Path(folder) / "mail")
+        certificates = devserver.Certificates.generate(Path(folder) / "tls")
+        server = devserver.DevServer(tls=devserver.TlsMode.STARTTLS,
+                                     certificates=certificates, credentials={USER: password},
+                                     maildir=Path(folder) / "mail")
         with server:
             print(f"server    127.0.0.1:{server.port}, STARTTLS, AUTH required "
                   f"(user {USER!r}, random password), certificate from a throw-away CA")

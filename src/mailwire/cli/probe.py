@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from mailwire.cli import probe_report
 from mailwire.cli.certificate import CertificateSummary, summarize
 from mailwire.cli.connection import add_network_options, option_type
-from mailwire.cli.exit_codes import EPILOG, ExitCode
+from mailwire.cli.exit_codes import ExitCode
 from mailwire.cli.probe_timing import PhaseTimings, TimedClient
 from mailwire.cli.progress import progress
 from mailwire.config import values
@@ -32,6 +32,14 @@ from mailwire.transport.proxy import redact_url
 from mailwire.transport.tls import EncryptionProtocols
 
 MODES = (SecurityOptions.NONE, SecurityOptions.SSL_EXPLICIT, SecurityOptions.SSL_IMPLICIT)
+PROBE_EPILOG = """\
+exit status:
+  0    at least one security mode works (the report says which, and why the others fail)
+  1    any other error
+  2    usage error (a bad option or target)
+  3    no security mode works
+  130  interrupted (Ctrl-C)
+"""
 PROBE_TIMEOUT = 10.0
 PROBE_GREETING_TIMEOUT = 5.0
 
@@ -81,7 +89,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
         "probe", parents=[parent], allow_abbrev=False,
         help="diagnose a server: security modes, TLS, certificate",
         description=__doc__.split("\n\n", 1)[1].replace("``", "") if __doc__ else None,
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=PROBE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", metavar="HOST[:PORT]", type=option_type(parse_target, "target"),
                         help="the server; without a port, 587 (and 465 for implicit TLS)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from mailwire.cli.terminal import printable
 from mailwire.security import SecurityOptions
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def as_text(host: str, proxy: str | None, results: list[ModeResult]) -> str:
         note = f"  ({advice['note']})" if advice["note"] else ""
         lines.append(f"use           --security {advice['security']} --port {advice['port']}"
                      f"{note}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _certificate_lines(result: ModeResult, host: str) -> list[str]:

@@ -74,6 +74,9 @@ class TimedClient(SmtpClient):
     """A ``SmtpClient`` that records ``timings`` of each connection it makes."""
 
     timings: PhaseTimings
+    _warns_without_verification = False
+    """probe's unverified connection is a diagnosis that reports the certificate's trust
+    itself; it sends nothing, so the usual warning would only be noise."""
 
     @cached_property
     def _connection(self) -> SyncConnection:

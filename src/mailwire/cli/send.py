@@ -15,11 +15,13 @@ from mailwire.cli.compose import compose, read_text
 from mailwire.cli.connection import (
     FILE,
     add_connection_options,
+    announce_connection,
     client_from_args,
     settings_from_args,
 )
 from mailwire.cli.exit_codes import EPILOG, ExitCode
 from mailwire.cli.progress import progress
+from mailwire.cli.terminal import printable
 from mailwire.errors import AuthenticationError, RecipientsRefusedError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.protocol.addresses import parse_mailbox
@@ -79,21 +81,19 @@ def run(args: argparse.Namespace) -> int:
             html=read_text(Path(args.html_file), "HTML file") if args.html_file else args.html,
             attachments=[Path(path) for path in args.attach],
         )
-    client = client_from_args(settings)
-    if settings.insecure_skip_verify:
-        print("mailwire: warning: certificate verification is off (insecure_skip_verify): "
-              "anyone on the path can read and change this connection", file=sys.stderr)
+    client = client_from_args(args, settings)
     where = f"{client.host}:{client.effective_port}"
     envelope_sender = address_of(sender) if sender else None
     envelope_recipients = [address_of(recipient) for recipient in recipients] or None
     try:
         with progress(f"sending to {where}", enabled=not args.verbose), client:
+            announce_connection(client)
             result = client.send(message, sender=envelope_sender,
                                  recipients=envelope_recipients)
             info = client.connection_info
     except RecipientsRefusedError as error:
         for address, reply in error.refused.items():
-            print(f"refused   {address}  {reply.describe()}")
+            print(printable(f"refused   {address}  {reply.describe()}"))
         raise
     except AuthenticationError as error:
         if settings.password_source is None:
@@ -126,13 +126,14 @@ def _check_message_options(args: argparse.Namespace) -> None:
 
 
 def _report(result: SendResult, info: ConnectionInfo | None, where: str) -> None:
-    for address in result.accepted:
-        print(f"accepted  {address}")
-    for address, reply in result.refused.items():
-        print(f"refused   {address}  {reply.describe()}")
-    print(f"server    {result.reply.describe()}")
+    lines = [f"accepted  {address}" for address in result.accepted]
+    lines += [f"refused   {address}  {reply.describe()}"
+              for address, reply in result.refused.items()]
+    lines.append(f"server    {result.reply.describe()}")
     if info is not None:
-        print(f"via       {where}, {describe_connection(info)}")
+        lines.append(f"via       {where}, {describe_connection(info)}")
+    for line in lines:
+        print(printable(line))
     if result.refused:
         print(f"mailwire: {len(result.refused)} of {len(result.refused) + len(result.accepted)} "
               "recipients refused; the message went to the others", file=sys.stderr)

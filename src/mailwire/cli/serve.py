@@ -4,41 +4,23 @@ Listens on 127.0.0.1 (port 1025 by default, 0 for any free port; the first line 
 which), saves each message into ``--maildir`` and prints one line for it. ``--tls starttls`` or
 ``--tls implicit`` serve a certificate from a throw-away authority whose CA file is printed (or
 kept in ``--cert-dir`` across runs) so clients can verify it. ``--user NAME`` turns on AUTH with
-``--password``, ``--password-env VAR`` or a random password that is printed. Runs until Ctrl-C
+the password from ``--password-env VAR``, ``--ask-password``, or a random one that is printed.
+The key, the CA and the captured messages are readable by their owner only. Runs until Ctrl-C
 or SIGTERM, ``--count N`` messages, or ``--exit-after SECONDS``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import os
-import secrets
-import signal
-import ssl
-import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
-from types import FrameType
 
-from mailwire.cli import tracing
-from mailwire.cli.connection import PORT, SECONDS
-from mailwire.cli.exit_codes import ExitCode
-from mailwire.devserver import Certificates, DevServer, ReceivedMessage, TlsMode
-from mailwire.devserver.certificates import CA_FILE_NAME, CERT_FILE_NAME, KEY_FILE_NAME
-from mailwire.errors import ConfigError
+from mailwire.cli import server_extra
+from mailwire.cli.connection import PORT, SECONDS, RefusePassword
 
-SERVER_LOGGER = "mail.log"
 DEFAULT_PORT = 1025
 DEFAULT_MAILDIR = "mailwire-mail"
-STOP_GRACE = 0.2
-"""After the last message of ``--count``, time for the client's reply and QUIT to go through."""
+TLS_CHOICES = ("none", "starttls", "implicit")
+"""The values of ``mailwire.devserver.TlsMode``, without importing the server to list them."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -54,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                         help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     parser.add_argument("--maildir", type=Path, default=Path(DEFAULT_MAILDIR),
                         help=f"folder for the .eml files (default ./{DEFAULT_MAILDIR})")
-    parser.add_argument("--tls", choices=[mode.value for mode in TlsMode], default="none",
+    parser.add_argument("--tls", choices=TLS_CHOICES, default="none",
                         help="offer STARTTLS, or TLS from the first byte (default none)")
     parser.add_argument("--cert-dir", type=Path, metavar="DIR",
                         help="keep the generated CA and certificate here and reuse them "
@@ -63,10 +45,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="the name in the greeting (default localhost)")
     parser.add_argument("--user", metavar="NAME", help="require AUTH as this user")
     secret = parser.add_mutually_exclusive_group()
-    secret.add_argument("--password", metavar="PASSWORD",
-                        help="the user's password (a development server's; default random)")
     secret.add_argument("--password-env", metavar="VAR",
-                        help="read the user's password from this environment variable")
+                        help="read the user's password from this environment variable "
+                             "(default: a random password, printed)")
+    secret.add_argument("--ask-password", action="store_true",
+                        help="prompt for the user's password (or read the first line of "
+                             "standard input when it is not a terminal)")
+    secret.add_argument("--password", nargs="?", action=RefusePassword,
+                        help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, metavar="N", help="stop after N messages")
     parser.add_argument("--exit-after", type=SECONDS, metavar="SECONDS",
                         help="stop after this many seconds")
@@ -78,159 +64,7 @@ def _listen_port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.count is not None and args.count < 1:
-        raise ConfigError("--count must be at least 1")
-    _quiet_server_log(args.verbose)
-    tls = TlsMode(args.tls)
-    password = _password(args)
-    stop = threading.Event()
-    received = _Counter(args.count, stop)
-    with _stop_on_sigterm(stop), ExitStack() as stack:
-        certificates = None
-        context = None
-        if tls is not TlsMode.NONE:
-            directory = args.cert_dir or Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="mailwire-serve-")))
-            certificates, context = _certificates(directory)
-        server = DevServer(
-            host=args.host, port=args.port, hostname=args.hostname, tls=tls,
-            ssl_context=context, certificates=certificates,
-            credentials={args.user: password} if args.user and password else None,
-            auth_require_tls=tls is not TlsMode.NONE,
-            maildir=args.maildir.resolve(), on_message=received,
-        )
-        try:
-            server.start()
-        except OSError as error:
-            raise ConfigError(f"cannot listen on {args.host}:{args.port}: "
-                              f"{error.strerror or error}") from None
-        stack.callback(server.stop)
-        _announce(args, server, certificates, password)
-        _wait(stop, args.exit_after)
-        if received.count and args.count and received.count >= args.count:
-            time.sleep(STOP_GRACE)
-    print(f"mailwire serve: stopped after {received.count} message(s)", flush=True)
-    return ExitCode.OK
+    server_extra.load("serve")
+    from mailwire.cli import serving
 
-
-def _quiet_server_log(verbosity: int) -> None:
-    """aiosmtpd logs a client's garbage (a TLS probe on a plaintext port, say) as a warning;
-    show its log only with ``-v`` (connections), ``-vv`` (every line, AUTH included)."""
-    if verbosity:
-        tracing.enable_logger(SERVER_LOGGER, level=logging.INFO if verbosity == 1
-                              else logging.DEBUG)
-    else:
-        logging.getLogger(SERVER_LOGGER).setLevel(logging.ERROR)
-
-
-def _password(args: argparse.Namespace) -> str | None:
-    if (args.password or args.password_env) and not args.user:
-        raise ConfigError("--password and --password-env need --user")
-    if args.password_env:
-        value = os.environ.get(args.password_env)
-        if not value:
-            raise ConfigError(f"--password-env: the environment variable {args.password_env} "
-                              "is not set")
-        return value
-    if args.user:
-        return args.password or secrets.token_urlsafe(12)
-    return None
-
-
-def _certificates(directory: Path) -> tuple[Certificates | None, ssl.SSLContext]:
-    """Reuse the files in ``directory`` when all three are there, else make new ones."""
-    files = [directory / name for name in (CA_FILE_NAME, CERT_FILE_NAME, KEY_FILE_NAME)]
-    if all(path.is_file() for path in files):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        try:
-            context.load_cert_chain(files[1], files[2])
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(f"--cert-dir {directory}: cannot load {files[1].name}: "
-                              f"{error}") from None
-        return None, context
-    certificates = Certificates.generate(directory)
-    return certificates, certificates.server_context()
-
-
-def _announce(args: argparse.Namespace, server: DevServer,
-              certificates: Certificates | None, password: str | None) -> None:
-    mode = {TlsMode.NONE: "plaintext", TlsMode.STARTTLS: "STARTTLS",
-            TlsMode.IMPLICIT: "implicit TLS"}[server.tls]
-    ca_file = (certificates.ca_file if certificates is not None
-               else (args.cert_dir / CA_FILE_NAME if args.cert_dir else None))
-    lines = [f"mailwire serve: listening on {server.host}:{server.port} ({mode})",
-             f"  saving messages to {server.maildir}"]
-    if ca_file is not None:
-        lines.append(f"  CA certificate: {ca_file}")
-    if args.user:
-        shown = (f"password from ${args.password_env}" if args.password_env
-                 else "the given password" if args.password else f"password {password}")
-        lines.append(f"  AUTH required: user {args.user!r}, {shown}")
-        if server.tls is TlsMode.NONE:
-            lines.append("  (no TLS: clients need --allow-plaintext-credentials)")
-    example = f"mailwire send --host {server.host} --port {server.port}"
-    if ca_file is not None:
-        example += f" --ca-file {ca_file}"
-    if args.user:
-        example += f" --user {args.user} --ask-password"
-        if server.tls is TlsMode.NONE:
-            example += " --allow-plaintext-credentials"
-    lines.append(f"  try: {example} --from me@example.com --to you@example.com "
-                 "--subject hello --body hi")
-    lines.append("  press Ctrl-C to stop")
-    print("\n".join(lines), flush=True)
-
-
-def _wait(stop: threading.Event, seconds: float | None) -> None:
-    deadline = None if seconds is None else time.monotonic() + seconds
-    try:
-        while not stop.is_set():
-            remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if remaining <= 0:
-                break
-            stop.wait(remaining)
-    except KeyboardInterrupt:
-        pass
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM stops the server like Ctrl-C, also while it is shutting down."""
-
-    def on_signal(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class _Counter:
-    """Prints a line per message and sets ``stop`` after ``limit`` of them."""
-
-    def __init__(self, limit: int | None, stop: threading.Event) -> None:
-        self.limit = limit
-        self.stop = stop
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, message: ReceivedMessage) -> None:
-        with self._lock:
-            self.count += 1
-            print(describe(message, self.count), flush=True)
-            if self.limit is not None and self.count >= self.limit:
-                self.stop.set()
-
-
-def describe(message: ReceivedMessage, number: int) -> str:
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(message.data)
-    subject = str(headers.get("Subject", ""))
-    recipients = ",".join(f"<{address}>" for address in message.rcpt_tos)
-    security = message.tls_version or "plaintext"
-    auth = f"{message.auth_mechanism}:{message.auth_user}" if message.auth_mechanism else "none"
-    saved = message.saved_as.name if message.saved_as else "-"
-    return (f"#{number} {time.strftime('%H:%M:%S')} from=<{message.mail_from}> to={recipients} "
-            f"size={len(message.data)} subject={subject!r} tls={security} auth={auth} "
-            f"saved={saved}")
+    return serving.run(args)

@@ -20,7 +20,7 @@ Relative paths (and the folder a password command runs in) are relative to the f
 them. Any problem raises ``mailwire.ConfigError`` naming the file, line, key and problem.
 """
 
-from mailwire.config.client import apply_settings, client_from_config, client_from_settings
+from mailwire.config.apply import apply_settings, require_host
 from mailwire.config.loader import load_settings
 from mailwire.config.search import SEARCH_ORDER
 from mailwire.config.settings import Settings
@@ -29,7 +29,6 @@ __all__ = [
     "SEARCH_ORDER",
     "Settings",
     "apply_settings",
-    "client_from_config",
-    "client_from_settings",
     "load_settings",
+    "require_host",
 ]

@@ -63,8 +63,9 @@ class _Element:
         return next((child for child in self.children if child.tag == tag), None)
 
 
-def read_app_config(path: Path) -> FileSettings:
-    root = _parse(path)
+def read_app_config(path: Path, content: bytes) -> FileSettings:
+    """What the XML text ``content`` of the file ``path`` says."""
+    root = _parse(path, content)
     element: _Element | None = root if root.tag == SECTION[0] else None
     for tag in SECTION[1:]:
         element = element.child(tag) if element is not None else None
@@ -121,11 +122,7 @@ def _origin(path: Path, element: _Element, attribute: str) -> Origin:
     return Origin(f"<{element.tag} {attribute}>", path, element.line, path.parent)
 
 
-def _parse(path: Path) -> _Element:
-    try:
-        content = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+def _parse(path: Path, content: bytes) -> _Element:
     parser = expat.ParserCreate()
     stack: list[_Element] = []
     roots: list[_Element] = []

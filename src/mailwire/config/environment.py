@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 from mailwire.config.keys import (
     ENV_CONFIG,
-    ENV_PREFIX,
     ENV_PROFILE,
     PARSERS,
     Layer,
@@ -22,6 +21,7 @@ from mailwire.config.keys import (
     env_name,
     set_key,
 )
+from mailwire.config.table import ENV_PREFIX
 from mailwire.config.values import suggest
 
 

@@ -1,21 +1,19 @@
-"""The configuration keys: their names, how each is parsed, and where each comes from.
+"""Configuration values as read, with where each came from, and their parsing.
 
 A value always carries its ``Origin`` (file and line, environment variable, XML attribute), so
-every error names where the bad value was written. Keys are the same in every format; an
-environment variable is ``MAILWIRE_`` plus the key in upper case.
+every error names where the bad value was written. The keys and their parsers are the rows of
+``mailwire.config.table``; an environment variable is ``MAILWIRE_`` plus the key in upper case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailwire.config import values
+from mailwire.config.table import ENV_PREFIX, SETTINGS, Parser, secret_slots
 from mailwire.errors import ConfigError
-
-ENV_PREFIX = "MAILWIRE_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,42 +63,10 @@ class FileSettings:
     default_profile_origin: Origin | None = None
 
 
-def _plain(parse: Callable[[object], Any]) -> Callable[[object, Path], Any]:
-    return lambda value, _base: parse(value)
-
-
-PARSERS: dict[str, Callable[[object, Path], Any]] = {
-    "host": _plain(values.text),
-    "port": _plain(values.port),
-    "username": _plain(values.text),
-    "password": _plain(values.secret),
-    "password_env": _plain(values.text),
-    "password_command": _plain(values.command),
-    "oauth_token": _plain(values.secret),
-    "oauth_token_env": _plain(values.text),
-    "oauth_token_command": _plain(values.command),
-    "security": _plain(values.security),
-    "timeout": _plain(values.seconds),
-    "greeting_timeout": _plain(values.seconds),
-    "local_hostname": _plain(values.text),
-    "sender": _plain(values.text),
-    "proxy": _plain(values.proxy_url),
-    "bind": _plain(values.bind_address),
-    "tls_versions": _plain(values.tls_versions),
-    "ca_file": values.file_path,
-    "ca_path": values.directory_path,
-    "client_certificate": values.file_path,
-    "client_key": values.file_path,
-    "insecure_skip_verify": _plain(values.boolean),
-    "allowed_mechanisms": _plain(values.mechanisms),
-    "allow_plaintext_credentials": _plain(values.boolean),
-}
+PARSERS: dict[str, Parser] = {setting.key: setting.parse for setting in SETTINGS}
 """Every key a file, a profile or the environment may set."""
 
-SECRET_SLOTS: dict[str, tuple[str, ...]] = {
-    "password": ("password", "password_env", "password_command"),
-    "oauth_token": ("oauth_token", "oauth_token_env", "oauth_token_command"),
-}
+SECRET_SLOTS: dict[str, tuple[str, ...]] = secret_slots()
 """Keys that are alternative ways to give one secret: a source that sets one of them replaces
 whatever a weaker source said through any of the others."""
 
@@ -128,8 +94,25 @@ def parse(key: str, raw: Raw) -> Any:
         raise raw.origin.error(str(error)) from None
 
 
+def no_login(layer: Layer) -> bool:
+    """Whether ``layer`` says ``username = false``: no login, whatever a weaker layer said
+    (a profile for a relay that takes no credentials, under a top level that has them)."""
+    raw = layer.get("username")
+    return raw is not None and raw.value is False
+
+
 def set_key(layer: Layer, key: str, raw: Raw) -> None:
-    """Add ``key`` to ``layer``, refusing two ways of giving the same secret in one place."""
+    """Add ``key`` to ``layer``, refusing two ways of giving the same secret in one place, and
+    a secret next to ``username = false``."""
+    secrets = [other for slot in SECRET_SLOTS.values() for other in slot]
+    clash: str | None = None
+    if key == "username" and raw.value is False:
+        clash = next((other for other in secrets if other in layer), None)
+    elif key in secrets and no_login(layer):
+        clash = "username"
+    if clash is not None:
+        raise raw.origin.error(f"conflicts with {layer[clash].origin.describe()}: "
+                               "username = false means no login, so no password or token")
     for slot in SECRET_SLOTS.values():
         if key in slot:
             clash = next((other for other in slot if other != key and other in layer), None)

@@ -4,7 +4,12 @@ Precedence, weakest first: the file's top level, the chosen profile, ``MAILWIRE_
 (and, in the command line, its options). The profile is the one asked for, else
 ``$MAILWIRE_PROFILE``, else the file's ``profile`` key, else none. Every value is parsed and
 checked here, so a ``Settings`` object is always valid; any problem is a ``ConfigError`` that
-names the file (and line), the key and what is wrong.
+names the file (and line), the key and what is wrong. What a file may do depends on how it was
+found (``mailwire.config.search.Trust``, ``mailwire.config.trust``).
+
+Secrets given indirectly (``password_env``, ``password_command``, ...) are resolved only when
+they are used: when a user name is set (``Settings.with_secrets``). A password written in the
+file or ``MAILWIRE_PASSWORD`` is simply kept.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mailwire.config import keys, search, secrets
+from mailwire.config import files, keys, search, trust
 from mailwire.config.dotnet import read_app_config
 from mailwire.config.environment import read_environment
 from mailwire.config.keys import ENV_PROFILE, FileSettings, Layer
-from mailwire.config.settings import Settings
+from mailwire.config.settings import SecretSources, Settings
 from mailwire.config.toml_file import read_toml
 from mailwire.config.values import suggest
 from mailwire.errors import ConfigError
@@ -34,42 +39,62 @@ def load_settings(
     resolve_secrets: bool = True,
 ) -> Settings:
     """Settings from the file at ``path`` (or the one found by the search order), its
-    ``profile``, and the environment. With ``resolve_secrets=False`` no password command runs
-    and no secret is read; ``password`` and ``oauth_token`` stay None."""
+    ``profile``, and the environment.
+
+    With ``resolve_secrets`` (the default) a password or token given indirectly is resolved
+    when a user name is set; with ``resolve_secrets=False`` it stays None until
+    ``Settings.with_secrets()``, so that no password command runs for an operation that turns
+    out not to need it."""
     environment = read_environment(environ)
     found = (search.named(Path(path).expanduser()) if path is not None
              else search.find(environ, Path.cwd()))
+    search.log_choice(found)
     file_settings = _read(found) if found is not None else None
     chosen, profile_layer = _choose_profile(file_settings, profile, environ)
-    layers = [file_settings.defaults if file_settings else {}, profile_layer, environment]
-    merged = merge(*layers)
+    file_layers = [file_settings.defaults if file_settings else {}, profile_layer]
+    if found is not None:
+        trust.check(found, file_layers)
+    merged = merge(*file_layers, environment)
     parsed = {key: keys.parse(key, raw) for key, raw in merged.items()}
     values: dict[str, Any] = {key: value for key, value in parsed.items()
                               if key not in _SECRET_KEYS}
-    if resolve_secrets:
-        for slot in keys.SECRET_SLOTS:
-            values[slot] = secrets.resolve(slot, merged, environ)
     _check_combinations(values, merged)
-    return Settings(**values, source=found.path if found else None, profile=chosen,
-                    password_source=_describe_source(merged))
+    direct: dict[str, Any] = {slot: parsed.get(slot) for slot in keys.SECRET_SLOTS}
+    indirect = {key: raw for key, raw in merged.items() if key in _SECRET_KEYS - set(direct)}
+    settings = Settings(
+        **values, **direct, source=found.path if found else None, profile=chosen,
+        source_description=found.describe() if found else None,
+        password_source=_describe_source(merged),
+        secret_sources=SecretSources(indirect, environ) if indirect else None)
+    return settings.with_secrets() if resolve_secrets else settings
 
 
 def merge(*layers: Layer) -> Layer:
-    """Later layers win; a layer giving a secret one way drops the other ways before it."""
+    """Later layers win; a layer giving a secret one way drops the other ways before it, and
+    ``username = false`` drops the user name and every secret before it (no login)."""
     merged: Layer = {}
     for layer in layers:
+        no_login = keys.no_login(layer)
         for slot in keys.SECRET_SLOTS.values():
-            if any(key in layer for key in slot):
+            if no_login or any(key in layer for key in slot):
                 for key in slot:
                     merged.pop(key, None)
-        merged.update(layer)
+        if no_login:
+            merged.pop("username", None)
+        merged.update({key: raw for key, raw in layer.items()
+                       if not (no_login and key == "username")})
     return merged
 
 
 def _read(found: search.Found) -> FileSettings:
+    content, status = files.read(found.path, searched=found.trust is not search.Trust.NAMED)
     if found.format is search.Format.DOTNET:
-        return read_app_config(found.path)
-    return read_toml(found.path, pyproject=found.format is search.Format.PYPROJECT)
+        file_settings = read_app_config(found.path, content)
+    else:
+        file_settings = read_toml(found.path, content,
+                                  pyproject=found.format is search.Format.PYPROJECT)
+    files.warn_if_readable(found.path, status, trust.holds_secret(file_settings))
+    return file_settings
 
 
 def _choose_profile(file_settings: FileSettings | None, profile: str | None,

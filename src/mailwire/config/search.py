@@ -1,4 +1,5 @@
-"""Which configuration file is used when none is named, and which format a file is in.
+"""Which configuration file is used when none is named, how much it is trusted, and which
+format a file is in.
 
 The search order (the first that exists wins; files are never merged):
 
@@ -9,12 +10,17 @@ The search order (the first that exists wins; files are never merged):
 5. ``$XDG_CONFIG_HOME/mailwire/config.toml`` (by default ``~/.config/mailwire/config.toml``).
 
 Files of the current folder come before the user's own file: a project's settings are more
-specific than a personal default. With no file at all, only the environment is used.
+specific than a personal default. They are also the files a stranger may have written (a
+cloned repository, a pull request's checkout), so they are trusted least: see ``Trust`` and
+``mailwire.config.trust``. Which file was used, and which user file it hid, is logged on the
+``mailwire.config`` logger (the command line's ``-v``). With no file, only the environment
+is used.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,8 @@ from pathlib import Path
 from mailwire.config.keys import ENV_CONFIG, Origin
 from mailwire.config.toml_file import has_tool_table
 from mailwire.errors import ConfigError
+
+_log = logging.getLogger("mailwire.config")
 
 LOCAL_FILES = ("mailwire.toml", "pyproject.toml", "app.config", "web.config")
 SEARCH_ORDER = (
@@ -40,10 +48,36 @@ class Format(enum.Enum):
     DOTNET = "dotnet"
 
 
+class Trust(enum.Enum):
+    """How a file came to be used, which decides what it may do."""
+
+    NAMED = "named"
+    """Named by the caller (``from_config(path)``, ``--config``, ``$MAILWIRE_CONFIG``):
+    trusted with everything."""
+    USER = "user"
+    """The user's own file, found by searching: it must belong to the user; then trusted."""
+    FOUND = "found"
+    """Found in the current folder: it must belong to the user, and may not run commands,
+    read other environment variables than ``MAILWIRE_*``, turn certificate verification off or
+    allow plaintext credentials."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     path: Path
     format: Format
+    trust: Trust = Trust.NAMED
+    hidden_user_file: Path | None = None
+    """The user's own file, when a file of the current folder was used instead of it."""
+
+    def describe(self) -> str:
+        """The file and why it was used, for logs and messages."""
+        if self.trust is Trust.NAMED:
+            return str(self.path)
+        why = "your own file" if self.trust is Trust.USER else "found in the current folder"
+        hidden = (f"; {self.hidden_user_file} not used" if self.hidden_user_file is not None
+                  else "")
+        return f"{self.path} ({why}{hidden})"
 
 
 def format_of(path: Path) -> Format:
@@ -77,16 +111,17 @@ def find(environ: Mapping[str, str], cwd: Path) -> Found | None:
     configured = environ.get(ENV_CONFIG)
     if configured:
         return named(Path(configured).expanduser(), Origin(f"environment variable {ENV_CONFIG}"))
+    user_file = user_config_dir(environ) / "mailwire" / "config.toml"
+    has_user_file = user_file.is_file()
     for name in LOCAL_FILES:
         candidate = cwd / name
         if not candidate.is_file():
             continue
-        found = Found(candidate, format_of(candidate))
-        if found.format is Format.PYPROJECT and not has_tool_table(candidate):
+        kind = format_of(candidate)
+        if kind is Format.PYPROJECT and not has_tool_table(candidate):
             continue
-        return found
-    user_file = user_config_dir(environ) / "mailwire" / "config.toml"
-    return Found(user_file, Format.TOML) if user_file.is_file() else None
+        return Found(candidate, kind, Trust.FOUND, user_file if has_user_file else None)
+    return Found(user_file, Format.TOML, Trust.USER) if has_user_file else None
 
 
 def user_config_dir(environ: Mapping[str, str]) -> Path:
@@ -94,3 +129,11 @@ def user_config_dir(environ: Mapping[str, str]) -> Path:
         return Path(environ["XDG_CONFIG_HOME"])
     home = environ.get("HOME")
     return (Path(home) if home else Path.home()) / ".config"
+
+
+def log_choice(found: Found | None) -> None:
+    if found is None:
+        _log.info("configuration: no file (searched: %s); MAILWIRE_* variables only",
+                  ", ".join(SEARCH_ORDER))
+    else:
+        _log.info("configuration: %s", found.describe())

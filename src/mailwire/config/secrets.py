@@ -3,8 +3,9 @@
 
 The program runs without a shell (a string is split like a POSIX shell would), with no input,
 in the folder of the configuration file that named it, and must finish within
-``COMMAND_TIMEOUT`` seconds. One trailing newline is removed; more than one line of output is
-an error. No error message ever contains what the program printed on its standard output.
+``COMMAND_TIMEOUT`` seconds and print at most ``MAX_OUTPUT`` bytes. One trailing newline is
+removed; more than one line of output is an error. No error message ever contains what the
+program printed on its standard output.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import subprocess
 from collections.abc import Mapping
 
 from mailwire.config import keys
+from mailwire.config.bounded_run import OutputTooLarge, run_bounded
 from mailwire.config.keys import Raw
 
 COMMAND_TIMEOUT = 30.0
+MAX_OUTPUT = 64 * 1024
+"""A password or token is a line; a program printing more than this is stopped."""
 STDERR_SHOWN = 200
 
 
@@ -46,21 +50,22 @@ def run_command(arguments: tuple[str, ...], raw: Raw) -> str:
     """The first line of the program's output; a ConfigError naming ``raw``'s key on failure."""
     shown = arguments[0]
     try:
-        finished = subprocess.run(
-            arguments, stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=COMMAND_TIMEOUT, cwd=raw.origin.folder, check=False,
-        )
+        finished = run_bounded(arguments, cwd=raw.origin.folder, timeout=COMMAND_TIMEOUT,
+                               max_output=MAX_OUTPUT)
     except FileNotFoundError:
         raise raw.origin.error(f"cannot run {shown!r}: no such program") from None
     except PermissionError:
         raise raw.origin.error(f"cannot run {shown!r}: permission denied") from None
     except subprocess.TimeoutExpired:
         raise raw.origin.error(f"{shown!r} did not finish within {COMMAND_TIMEOUT:g} s") from None
+    except OutputTooLarge:
+        raise raw.origin.error(f"{shown!r} printed more than {MAX_OUTPUT // 1024} KiB and was "
+                               "stopped; make it print only the secret") from None
     except OSError as error:
         raise raw.origin.error(f"cannot run {shown!r}: {error.strerror or error}") from None
     if finished.returncode != 0:
         raise raw.origin.error(f"{shown!r} failed with exit status {finished.returncode}"
-                               f"{_stderr_tail(finished.stderr)}")
+                               f"{_stderr_tail(finished.stderr_tail)}")
     try:
         output = finished.stdout.decode("utf-8")
     except UnicodeDecodeError:

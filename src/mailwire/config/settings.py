@@ -1,21 +1,37 @@
 """``Settings``: the typed, validated result of loading a configuration.
 
-A field left at None was set nowhere, and the client's own default applies. Secrets are resolved
-(``password_env``, ``password_command``) unless loading was asked not to; they never appear in
-the repr, and neither do proxy credentials.
+A field left at None was set nowhere, and the client's own default applies. Secrets given
+indirectly (``password_env``, ``password_command``) are resolved by ``with_secrets`` only when
+a user name is set; they never appear in the repr, and neither do proxy credentials.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from mailwire.auth import SmtpKnownAuthenticationType
+from mailwire.config import secrets
+from mailwire.config.keys import Layer
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import redact_url
 from mailwire.transport.tls import EncryptionProtocols
 
 _SECRETS = frozenset({"password", "oauth_token"})
+_NOT_SHOWN = frozenset({"password_source", "source_description", "secret_sources"})
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSources:
+    """Where the password and token are to come from, kept until they are needed."""
+
+    layer: Layer
+    environ: Mapping[str, str] = field(repr=False)
+
+    def resolve(self, slot: str) -> str | None:
+        return secrets.resolve(slot, self.layer, self.environ)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,14 +67,32 @@ class Settings:
     """The file the settings were read from; None when only the environment was used."""
     profile: str | None = None
     """The profile chosen in that file, if any."""
+    source_description: str | None = None
+    """The file and why it was used (named, the user's own, found in the current folder)."""
     password_source: str | None = None
     """Where the password comes from (``password_command in FILE``, ...), for messages."""
+    secret_sources: SecretSources | None = field(default=None, compare=False)
+    """The indirect secrets not resolved yet; see ``with_secrets``."""
+
+    def with_secrets(self) -> Settings:
+        """These settings with ``password`` and ``oauth_token`` resolved from wherever the
+        configuration gives them (running ``password_command``, reading ``password_env``),
+        when a user name is set, for nothing uses a secret without one. Secrets already set
+        are kept."""
+        sources = self.secret_sources
+        if sources is None or not self.username:
+            return self
+        password = self.password if self.password is not None else sources.resolve("password")
+        token = (self.oauth_token if self.oauth_token is not None
+                 else sources.resolve("oauth_token"))
+        return dataclasses.replace(self, password=password, oauth_token=token,
+                                   secret_sources=None)
 
     def __repr__(self) -> str:
         shown = []
         for item in fields(self):
             value = getattr(self, item.name)
-            if value is None or value is False or item.name == "password_source":
+            if value is None or value is False or item.name in _NOT_SHOWN:
                 continue
             if item.name in _SECRETS:
                 value = "<redacted>"

@@ -1,7 +1,9 @@
 """Reading ``mailwire.toml`` and the ``[tool.mailwire]`` table of ``pyproject.toml``.
 
 The top level holds the defaults; ``[profiles.NAME]`` tables override them for one server;
-``profile = "NAME"`` at the top level chooses the profile used when none is asked for::
+``profile = "NAME"`` at the top level chooses the profile used when none is asked for, and
+``username = false`` in a profile means no login there: the top level's user name, password
+and token are not inherited (a relay that takes no credentials)::
 
     host = "smtp.example.com"
     username = "me@example.com"
@@ -11,6 +13,11 @@ The top level holds the defaults; ``[profiles.NAME]`` tables override them for o
     [profiles.work]
     host = "mail.work.example"
     security = "ssl_implicit"
+
+    [profiles.relay]
+    host = "relay.internal"
+    security = "none"
+    username = false
 
 tomllib keeps no positions, so the line of a key is found by a light scan of the text (table
 headers and ``key =`` lines); it is given in messages when it could be found.
@@ -23,6 +30,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from mailwire.config import files
 from mailwire.config.keys import (
     FILE_ONLY_KEYS,
     PARSERS,
@@ -42,12 +50,13 @@ PYPROJECT_TABLE = ("tool", "mailwire")
 
 def has_tool_table(path: Path) -> bool:
     """Whether ``pyproject.toml`` at ``path`` has a ``[tool.mailwire]`` table."""
-    document = _load(path)
+    document = _load(path, files.read(path, searched=False)[0])
     return isinstance(document.get("tool"), dict) and "mailwire" in document["tool"]
 
 
-def read_toml(path: Path, *, pyproject: bool = False) -> FileSettings:
-    document = _load(path)
+def read_toml(path: Path, content: bytes, *, pyproject: bool = False) -> FileSettings:
+    """What the TOML text ``content`` of the file ``path`` says."""
+    document = _load(path, content)
     prefix: tuple[str, ...] = ()
     if pyproject:
         tool = document.get("tool")
@@ -56,7 +65,7 @@ def read_toml(path: Path, *, pyproject: bool = False) -> FileSettings:
         document, prefix = tool["mailwire"], PYPROJECT_TABLE
         if not isinstance(document, dict):
             raise ConfigError(f"{path}: tool.mailwire must be a table")
-    lines = _KeyLines(path)
+    lines = _KeyLines(content)
     origin = _OriginMaker(path, lines)
     settings = FileSettings(path, _layer(document, prefix, origin, top=True))
     if "profile" in document:
@@ -77,17 +86,17 @@ def read_toml(path: Path, *, pyproject: bool = False) -> FileSettings:
     return settings
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path, content: bytes) -> dict[str, Any]:
     try:
-        content = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+        text = content.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 (byte {error.start})") from None
     try:
-        return tomllib.loads(content)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: malformed TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: malformed TOML: arrays or tables nested too deeply") from None
 
 
 def _layer(table: dict[str, Any], table_path: tuple[str, ...], origin: _OriginMaker,
@@ -123,14 +132,10 @@ def _dotted(table_path: tuple[str, ...]) -> str:
 class _KeyLines:
     """Line numbers of ``key =`` lines, by table; best effort, never an error."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, content: bytes) -> None:
         self._lines: dict[tuple[tuple[str, ...], str], int] = {}
-        try:
-            content = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return
         table: tuple[str, ...] = ()
-        for number, line in enumerate(content.splitlines(), start=1):
+        for number, line in enumerate(content.decode("utf-8").splitlines(), start=1):
             header = _TABLE_HEADER.match(line)
             if header:
                 table = tuple(_unquote(part) for part in _split_dotted(header.group(1)))

@@ -8,10 +8,14 @@ from those files.
 For negative tests: ``issue_for`` makes a certificate for other host names from the
 same authority (a hostname mismatch), and a second ``Certificates.generate`` into
 another directory makes an unrelated authority (an unknown CA).
+
+The files are written readable by their owner only (0600), in a folder made 0700: the key
+is a key, and whoever holds the CA's file decides what a client that trusts it accepts.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +26,14 @@ DEFAULT_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 CA_FILE_NAME = "ca.pem"
 CERT_FILE_NAME = "server-cert.pem"
 KEY_FILE_NAME = "server-key.pem"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``path`` readable and writable by its owner only, also when it existed."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
 
 
 class Certificates:
@@ -51,12 +63,13 @@ class Certificates:
     ) -> Certificates:
         if not hostnames:
             raise ValueError("a server certificate needs at least one host name")
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         leaf = authority.issue_cert(*hostnames)
         certificates = cls(authority, directory, hostnames)
-        authority.cert_pem.write_to_path(certificates.ca_file)
-        certificates.cert_file.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
-        leaf.private_key_pem.write_to_path(certificates.key_file)
+        write_private(certificates.ca_file, authority.cert_pem.bytes())
+        write_private(certificates.cert_file,
+                      b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+        write_private(certificates.key_file, leaf.private_key_pem.bytes())
         return certificates
 
     @property

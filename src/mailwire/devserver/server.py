@@ -3,7 +3,8 @@
 Owns running aiosmtpd's ``SMTP`` protocol on its own event loop and thread, the
 policy it applies (TLS mode, AUTH, refused senders and recipients), and keeping
 what it received: in memory as ``ReceivedMessage`` records and, optionally, as
-``.eml`` files in a folder.
+``.eml`` files in a folder (made 0700 when it is created; each file 0600: captured mail is
+someone's mail).
 
 What a client sees (aiosmtpd 1.4.6, as configured here):
 
@@ -54,9 +55,14 @@ from mailwire.devserver.auth import (
     SaslMechanisms,
     validate_mechanisms,
 )
-from mailwire.devserver.certificates import Certificates
+from mailwire.devserver.certificates import Certificates, write_private
 
 _log = logging.getLogger(__name__)
+AIOSMTPD_LOGGER = "mail.log"
+# aiosmtpd logs every client's mistake ("unrecognised: ...") as a warning; with no handler
+# Python's last resort would print it on standard error of whatever program runs the server.
+# A handler of its own keeps that out; the records still reach a program's own logging.
+logging.getLogger(AIOSMTPD_LOGGER).addHandler(logging.NullHandler())
 
 DEFAULT_DATA_SIZE_LIMIT = 32 * 1024 * 1024
 GREETING_IDENT = "ESMTP mailwire devserver"
@@ -319,7 +325,7 @@ class DevServer:
         if self._thread is not None:
             raise RuntimeError("the server is already running")
         if self._maildir is not None:
-            self._maildir.mkdir(parents=True, exist_ok=True)
+            self._maildir.mkdir(mode=0o700, parents=True, exist_ok=True)
         listener = _listen(self._host, self._requested_port)
         self._bound_port = listener.getsockname()[1]
         loop = asyncio.new_event_loop()
@@ -410,5 +416,5 @@ class DevServer:
         assert self._maildir is not None
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{sequence:06d}.eml"
         partial = self._maildir / f".{name}.part"
-        partial.write_bytes(data)
+        write_private(partial, data)
         return partial.replace(self._maildir / name)

@@ -3,8 +3,9 @@
 With a callback set, the handshake itself accepts any certificate; this module then runs the
 usual checks (chain to a trusted CA, validity, host name) with the ``cryptography`` library and
 hands the certificate, the host and the first failure (or None) to the callback, whose answer
-decides. Only the leaf certificate is available here, so a server that relies on sending
-intermediate certificates shows up as an untrusted issuer for the callback to judge.
+decides: only ``True`` accepts (an error string, ``NotImplemented`` or a list does not). Only
+the leaf certificate is available here, so a server that relies on sending intermediate
+certificates shows up as an untrusted issuer for the callback to judge.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ def check_with_callback(der: bytes | None, host: str, settings: TlsSettings) -> 
         accepted = callback(certificate, host, error)
     except Exception as failure:
         raise SmtpSecurityError(f"the certificate validation callback failed: {failure}") from None
-    if not accepted:
+    if accepted is not True:
         reason = f" ({error})" if error else ""
+        answer = "" if accepted is False else (
+            f"; it returned a {type(accepted).__name__}, and only True accepts")
         raise SmtpSecurityError(
-            f"the certificate of {host} was rejected by the validation callback{reason}"
+            f"the certificate of {host} was rejected by the validation callback{reason}{answer}"
         )
 
 

@@ -129,15 +129,19 @@ _SCHEMES = {
 def parse_proxy(value: Proxy | str) -> Proxy:
     """A proxy from an object or a URL (``socks5://user:pass@host:1080``, ``http://host:3128``).
 
-    As with curl, ``socks5://`` resolves names locally and ``socks5h://`` at the proxy.
+    As with curl, ``socks5://`` resolves names locally and ``socks5h://`` at the proxy. A URL
+    must parse exactly: a path, query or fragment after ``host:port`` is refused, since an
+    unescaped ``/``, ``?`` or ``#`` in a password would otherwise cut it short and leave a
+    wrong host and port; such characters are written percent-encoded.
     """
     if isinstance(value, SocksProxy | HttpProxy):
         return value
     if not isinstance(value, str):
         raise SmtpUsageError(f"a proxy is a SocksProxy, an HttpProxy or a URL, not "
                              f"{type(value).__name__}")
+    text = value.strip()
     try:
-        parts = urlsplit(value.strip())
+        parts = urlsplit(text)
         port = parts.port
         hostname = parts.hostname
     except ValueError:
@@ -146,6 +150,12 @@ def parse_proxy(value: Proxy | str) -> Proxy:
     if not hostname or port == -1 or (scheme not in _SCHEMES and scheme != "http"):
         raise SmtpUsageError(f"not a proxy URL: {redact_url(value)!r} (expected "
                              "socks4://, socks4a://, socks5://, socks5h:// or http://host:port)")
+    if text[len(parts.scheme) + 3:] not in (parts.netloc, parts.netloc + "/") or (
+            parts.netloc.count("@") > 1 or _CONTROL.search(text) or " " in text):
+        raise SmtpUsageError(f"not a proxy URL: {redact_url(value)!r}: nothing may follow "
+                             "host:port, and a '/', '?', '#', '@', space or control character "
+                             "in the user name or password must be percent-encoded (%2F, %3F, "
+                             "%23, %40, %20, ...)")
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     if scheme == "http":

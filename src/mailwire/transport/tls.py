@@ -3,6 +3,10 @@
 Verification is on by default: the system's certificate authorities (or a given CA file or
 folder) and the SMTP host name. ``EncryptionProtocols`` restricts the TLS versions; a caller's own
 ``ssl.SSLContext`` is used unchanged, and then no other TLS option may be set.
+
+OpenSSL negotiates between a lowest and a highest version, so a set of versions is used as its
+highest run of consecutive versions (``highest_run``): TLS10|TLS12 means TLS 1.2. Required
+versions (``exact_protocols``) with a gap are refused (``check_no_gap``).
 """
 
 from __future__ import annotations
@@ -103,25 +107,46 @@ class TlsSettings:
         if missing and self.exact_protocols:
             raise SmtpSecurityError(f"TLS versions {describe(missing)} were required, but this "
                                     "Python/OpenSSL cannot negotiate them")
-        chosen = [version for flag, version, _ in _VERSIONS if flag & wanted & ~missing]
-        if not chosen:
+        if self.exact_protocols:
+            check_no_gap(wanted)
+        usable, _dropped = highest_run(wanted & ~missing)
+        if not usable:
             raise SmtpSecurityError(f"none of the TLS versions {describe(wanted)} is available")
+        chosen = [version for flag, version, _ in _VERSIONS if flag & usable]
         context.minimum_version, context.maximum_version = chosen[0], chosen[-1]
-        for flag, _version, _ in _VERSIONS:
-            if not flag & wanted and chosen[0] < _version < chosen[-1]:
-                context.options |= _exclusion(flag)
-        if wanted & ~missing & _LEGACY:
+        if usable & _LEGACY:
             # OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level.
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
 
 
-def _exclusion(flag: EncryptionProtocols) -> ssl.Options:
-    return {
-        EncryptionProtocols.TLS10: ssl.OP_NO_TLSv1,
-        EncryptionProtocols.TLS11: ssl.OP_NO_TLSv1_1,
-        EncryptionProtocols.TLS12: ssl.OP_NO_TLSv1_2,
-        EncryptionProtocols.TLS13: ssl.OP_NO_TLSv1_3,
-    }[flag]
+def highest_run(protocols: EncryptionProtocols) -> tuple[EncryptionProtocols, EncryptionProtocols]:
+    """``(kept, dropped)``: the highest run of consecutive versions in ``protocols``, and the
+    rest. OpenSSL negotiates between a lowest and a highest version, so a set with a gap
+    (TLS10|TLS12) cannot be asked of it as such: it would settle on the run below the gap."""
+    kept = EncryptionProtocols.NONE
+    for flag, _version, _attribute in reversed(_VERSIONS):
+        if flag & protocols:
+            kept |= flag
+        elif kept:
+            break
+    return kept, protocols & ~kept
+
+
+def check_no_gap(protocols: EncryptionProtocols) -> None:
+    """Refuse a set of versions with a gap: OpenSSL cannot negotiate it."""
+    kept, dropped = highest_run(protocols)
+    if not dropped:
+        return
+    flags = [flag for flag, _version, _attribute in _VERSIONS]
+    present = [index for index, flag in enumerate(flags) if flag & protocols]
+    gap = EncryptionProtocols.NONE
+    for flag in flags[present[0]:present[-1] + 1]:
+        if not flag & protocols:
+            gap |= flag
+    raise SmtpUsageError(
+        f"TLS versions {describe(protocols)} leave out {describe(gap)} between them, and "
+        "TLS libraries negotiate a range of versions without gaps: ask for "
+        f"{describe(protocols | gap)} or {describe(kept)}")
 
 
 def describe(protocols: EncryptionProtocols) -> str:
