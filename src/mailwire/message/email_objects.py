@@ -1,0 +1,183 @@
+"""Message objects (``email.message.Message``) written out as the bytes that are sent.
+
+Before writing: every header of every part is checked (``header_checks``); a copy of the
+message gets the fields it lacks (From from the default sender, Date, Message-ID); the caller's
+object is never changed. The bytes are written in pieces that are handed out and let go of one
+by one. Afterwards the fields written are compared with the fields the object has: a field that
+appears on the wire and not in the object (whatever the email package did to produce it) stops
+the message. The envelope and Bcc removal then work on the written bytes, as for raw input.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.generator
+import email.policy
+import secrets
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.errors import MessageError as EmailPackageError
+from email.message import Message
+from email.utils import formatdate
+
+from mailwire.errors import MessageError
+from mailwire.message.address_list import addresses
+from mailwire.message.envelope import ENVELOPE_FIELDS, single_address
+from mailwire.message.header_checks import check_header, check_header_values
+from mailwire.message.sources import CHUNK_SIZE
+
+# The generator adds this one to a copy of a part when it has to change how the part is encoded.
+_MAY_BE_ADDED = "content-transfer-encoding"
+_FALLBACK_DOMAIN = "localhost"
+
+
+@dataclass(slots=True)
+class WrittenMessage:
+    chunks: Iterator[bytes]
+    size: int
+    ascii: bool
+    field_names: list[str]
+
+
+def write_message(
+    message: Message,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+    *,
+    default_sender: str | None,
+    utf8_headers: bool,
+) -> WrittenMessage:
+    """``message`` (with the fields it lacks added to a copy) as bytes, in pieces."""
+    check_header_values(message)
+    outgoing = _with_missing_fields(message, sender, default_sender)
+    utf8 = utf8_headers or _has_utf8_address(outgoing, sender, recipients)
+    policy = (message.policy if isinstance(message.policy, email.policy.EmailPolicy)
+              else email.policy.SMTP)
+    policy = policy.clone(linesep="\r\n", utf8=utf8)
+    sink = _PieceSink()
+    try:
+        email.generator.BytesGenerator(sink, policy=policy).flatten(outgoing)
+    except (UnicodeError, ValueError, LookupError, EmailPackageError) as exc:
+        raise MessageError(f"message cannot be serialized: {exc}") from None
+    sink.flush()
+    names = [name.lower() for name, _value in outgoing.raw_items()]
+    return WrittenMessage(sink.drain(), sink.size, sink.ascii, names)
+
+
+def check_written_fields(written: list[str], expected: list[str]) -> None:
+    """Refuse the message if writing it produced a header field its object does not have."""
+    extra = Counter(written) - Counter(expected)
+    extra.pop(_MAY_BE_ADDED, None)
+    if extra:
+        names = ", ".join(sorted(extra))
+        raise MessageError(f"writing the message produced header fields it does not have "
+                           f"({names}): a header value holds a line break; refusing to send it")
+
+
+def _with_missing_fields(message: Message, sender: str | None,
+                         default_sender: str | None) -> Message:
+    added: list[tuple[str, str]] = []
+    if "From" not in message and default_sender is not None:
+        single_address(default_sender, "the default sender")
+        added.append(("From", default_sender))
+    # A DKIM signature may cover the absence of Date or Message-ID: adding one would break it.
+    if "DKIM-Signature" not in message:
+        if "Date" not in message:
+            added.append(("Date", formatdate(localtime=True)))
+        if "Message-ID" not in message:
+            from_values = [str(v) for v in message.get_all("From") or []]
+            from_values += [value for name, value in added if name == "From"]
+            added.append(("Message-ID", make_message_id(from_values, sender)))
+    outgoing = copy.copy(message)
+    if not added:
+        return outgoing
+    # Deleting builds a new header list: the copy stops sharing the caller's before it grows.
+    del outgoing[added[0][0]]
+    for name, value in added:
+        check_header(name, value)
+        try:
+            outgoing[name] = value
+        except ValueError as exc:  # the email package's own checks (EmailPolicy)
+            raise MessageError(f"the {name} header cannot be set to {value!r}: {exc}") from None
+    return outgoing
+
+
+def make_message_id(from_values: list[str], sender: str | None) -> str:
+    """A unique Message-ID at the author's domain (never the local host name: it says nothing
+    about the message and tells the world the machine's name)."""
+    return f"<{secrets.token_hex(16)}@{_id_domain(from_values, sender)}>"
+
+
+def _id_domain(from_values: list[str], sender: str | None) -> str:
+    candidates: list[str] = []
+    for value in from_values:
+        try:
+            candidates += addresses(value, "the From header field")
+        except MessageError:
+            continue
+    candidates.append(sender or "")
+    for address in candidates:
+        domain = address.rpartition("@")[2]
+        if domain and not domain.isascii():
+            try:
+                domain = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                continue
+        if domain:
+            return domain
+    return _FALLBACK_DOMAIN
+
+
+def _has_utf8_address(message: Message, sender: str | None,
+                      recipients: str | Iterable[str] | None) -> bool:
+    """Whether any address of the envelope or the address fields is not ASCII: the headers
+    must then be written as UTF-8 (RFC 6532), since such an address cannot be encoded."""
+    given = [sender or ""]
+    if isinstance(recipients, str):
+        given.append(recipients)
+    elif recipients is not None:
+        given += recipients
+    if not all(address.isascii() for address in given):
+        return True
+    for name in ENVELOPE_FIELDS - {"resent-date"}:
+        for value in message.get_all(name) or []:
+            text = str(value)
+            if text.isascii():
+                continue
+            try:
+                if not all(address.isascii() for address in addresses(text, name)):
+                    return True
+            except MessageError:
+                continue  # read again from the written bytes, where it is reported
+    return False
+
+
+class _PieceSink:
+    """Where the email generator writes: pieces of ``CHUNK_SIZE`` bytes, handed out (and let go
+    of) one by one as they are sent, so no second copy of the message is ever made."""
+
+    def __init__(self) -> None:
+        self.pieces: deque[bytes] = deque()
+        self.size = 0
+        self.ascii = True
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        if len(self._buffer) >= CHUNK_SIZE:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._buffer:
+            piece = bytes(self._buffer)
+            self._buffer.clear()
+            self.size += len(piece)
+            self.ascii = self.ascii and piece.isascii()
+            self.pieces.append(piece)
+
+    def drain(self) -> Iterator[bytes]:
+        pieces = self.pieces
+        while pieces:
+            yield pieces.popleft()
