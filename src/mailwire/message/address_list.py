@@ -12,7 +12,7 @@ holds, and nothing recurses.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from typing import NoReturn
 
 from mailwire.errors import MessageError
 
@@ -21,19 +21,19 @@ _KEEP_AT_MOST = 1024
 
 _TOKEN = re.compile(
     r"""
-      (?P<space>[ \t\r\n]++)
-    | (?P<quoted>"(?:[^"\\]++|\\.)*+")
+    [ \t\r\n]*+
+    (?:
+      (?P<quoted>"(?:[^"\\]++|\\.)*+")
     | (?P<atom>[^\x00-\x20\x7f"(),.:;<>@\[\]\\]++)
     | (?P<literal>\[(?:[^\[\]\\]++|\\.)*+\])
-    | (?P<special>[,.:;<>@])
+    | (?P<special>,++|[.:;<>@])
     | (?P<comment>\()
+    | (?P<end>\Z)
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
 _COMMENT_PART = re.compile(r"[^()\\]++|\\.|\(++|\)++", re.DOTALL)
-
-_WORD = frozenset({"quoted", "atom"})
-
 
 class _Invalid(Exception):
     def __init__(self, reason: str, position: int) -> None:
@@ -49,7 +49,7 @@ def addresses(value: str, what: str) -> list[str]:
     an address list.
     """
     try:
-        return _Reader(value).read()
+        return _read(value)
     except _Invalid as invalid:
         start = max(0, invalid.position - 30)
         excerpt = value[start : invalid.position + 30]
@@ -58,30 +58,6 @@ def addresses(value: str, what: str) -> list[str]:
             f"(at character {invalid.position}: {excerpt!r}); envelope addresses are only "
             "taken from headers a strict reader agrees on"
         ) from None
-
-
-def _tokens(value: str) -> Iterator[tuple[str, str, int]]:
-    """(kind, text, position) for every token; white space and comments are left out."""
-    position, end = 0, len(value)
-    while position < end:
-        match = _TOKEN.match(value, position)
-        if match is None:
-            character = value[position]
-            if character == '"':
-                raise _Invalid("a quoted string is not closed", position)
-            if character == "[":
-                raise _Invalid("a domain literal is not closed", position)
-            raise _Invalid(f"unexpected character {character!r}", position)
-        kind = match.lastgroup
-        assert kind is not None
-        if kind == "comment":
-            position = _skip_comment(value, position)
-            continue
-        if kind != "space":
-            text = match.group()
-            yield (text if kind == "special" else kind), text, position
-        position = match.end()
-    yield "end", "", end
 
 
 def _skip_comment(value: str, start: int) -> int:
@@ -101,139 +77,156 @@ def _skip_comment(value: str, start: int) -> int:
     raise _Invalid("a comment is not closed", start)
 
 
-class _Reader:
-    """The address-list grammar as a state machine over the tokens."""
+# Where the reader stands: what the next token may be.
+_START = 0  # an address, a group, an empty element, or the ';' that closes a group
+_WORDS = 1  # after words and dots: a display name, or a local part if '@' follows
+_DOMAIN = 2  # after '@': the first label or a domain literal
+_DOMAIN_END = 3  # after a label or literal: '.', or what ends the address
+_LABEL = 4  # after a '.' in a domain: a label
+_AFTER_ADDRESS = 5  # after '>': what ends the address
+_AFTER_GROUP = 6  # after the ';' that closed a group: ',' or the end
 
-    def __init__(self, value: str) -> None:
-        self.value = value
-        self.found: list[str] = []
-        self.in_group = False
+_SEPARATORS = frozenset({",", "end"})
 
-    def read(self) -> list[str]:
-        tokens = _tokens(self.value)
-        kind, text, position = next(tokens)
-        while kind != "end":
+
+def _read(value: str) -> list[str]:
+    """The address-list grammar as one flat state machine over the tokens (white space and
+    comments skipped, a run of commas read as one), so that each token costs one match."""
+    found: list[str] = []
+    state = _START
+    in_group = angle = False
+    parts: list[str] = []  # the local part's words and dots, then the domain's labels
+    kept = 0  # characters in parts; beyond _KEEP_AT_MOST the address is invalid anyway
+    last_word = dot_atom = False
+    local = ""
+    position = 0
+    match_token = _TOKEN.match
+    while True:
+        match = match_token(value, position)
+        if match is None:
+            _refuse_character(value, position)
+        kind = match.lastgroup
+        assert kind is not None
+        at = match.start(kind)
+        if kind == "comment":
+            position = _skip_comment(value, at)
+            continue
+        text = match.group(kind)
+        position = match.end()
+        if kind == "special":
+            kind = text[0]
+        elif kind in ("quoted", "atom"):
+            kind = "word"
+
+        if state == _START:
             if kind == ",":
-                kind, text, position = next(tokens)
                 continue
-            if kind == ";" and self.in_group:
-                self.in_group = False
-                kind, text, position = self._after(tokens, ("end", ","), "after a group")
+            if kind == "end":
+                return found
+            if kind == ";" and in_group:
+                in_group, state = False, _AFTER_GROUP
                 continue
-            kind, text, position = self._mailbox_or_group(tokens, kind, text, position)
-        return self.found
-
-    def _mailbox_or_group(self, tokens: Iterator[tuple[str, str, int]], kind: str, text: str,
-                          position: int) -> tuple[str, str, int]:
-        """Read from the first token of a mailbox or a group to the token after it."""
-        if kind == "<":
-            return self._angle_address(tokens, position)
-        if kind not in _WORD:
-            raise _Invalid(f"{text!r} where an address should start", position)
-        words = _Words()
-        while kind in _WORD or kind == ".":
-            words.add(kind, text)
-            kind, text, position = next(tokens)
-        if kind == "@":
-            local = words.local_part(position)
-            domain, kind, text, position = self._domain(tokens)
-            self.found.append(f"{local}@{domain}")
+            if kind == "<":
+                angle, state, parts, kept, last_word, dot_atom = True, _WORDS, [], 0, False, True
+                continue
+            if kind != "word":
+                raise _Invalid(f"{text!r} where an address should start", at)
+            angle, state, parts, kept, last_word, dot_atom = False, _WORDS, [text], len(text), \
+                True, True
+        elif state == _WORDS:
+            if kind in ("word", "."):
+                is_word = kind == "word"
+                if is_word == last_word:
+                    dot_atom = False
+                last_word = is_word
+                kept += len(text)
+                if dot_atom and kept <= _KEEP_AT_MOST:
+                    parts.append(text)
+            elif kind == "@":
+                if angle and not parts:
+                    raise _Invalid("source routes (<@host:...>) are not supported", at)
+                if not dot_atom or not last_word:
+                    raise _Invalid("the words before '@' are not a local part (quote a display "
+                                   "name and put the address in <...>)", at)
+                if kept > _KEEP_AT_MOST:
+                    raise _Invalid("the local part is far too long", at)
+                local, parts, kept, state = "".join(parts), [], 0, _DOMAIN
+            elif angle:
+                raise _Invalid("<...> does not hold local-part@domain", at)
+            elif kind == "<":
+                angle, parts, kept, last_word, dot_atom = True, [], 0, False, True
+            elif kind == ":":
+                if in_group:
+                    raise _Invalid("a group inside a group", at)
+                in_group, state = True, _START
+            else:
+                raise _Invalid("a name with no <address> (or an address with no '@')", at)
+        elif state in (_DOMAIN, _LABEL):
+            if kind == "word" and text[0] != '"':
+                kept += len(text)
+                if kept <= _KEEP_AT_MOST:
+                    parts.append(text)
+                state = _DOMAIN_END
+            elif kind == "literal" and state == _DOMAIN:
+                parts.append(text)
+                kept += len(text)
+                state = _DOMAIN_END
+            else:
+                raise _Invalid("a domain must follow '@'" if state == _DOMAIN
+                               else "a domain label must follow '.'", at)
+        elif state == _DOMAIN_END:
+            if kind == "." and parts[-1][:1] != "[":
+                state = _LABEL
+                continue
+            if kept > _KEEP_AT_MOST:
+                raise _Invalid("the domain is far too long", at)
+            address = f"{local}@{'.'.join(parts)}"
+            if angle:
+                if kind != ">":
+                    raise _Invalid("<...> is not closed after the domain", at)
+                found.append(address)
+                state = _AFTER_ADDRESS
+                continue
             if kind == "<":
                 raise _Invalid("an address followed by <...>: a display name that holds '@' "
-                               "must be quoted", position)
-            return self._check_separator(kind, text, position)
-        if kind == "<":
-            return self._angle_address(tokens, position)
-        if kind == ":":
-            if self.in_group:
-                raise _Invalid("a group inside a group", position)
-            self.in_group = True
-            return next(tokens)
-        raise _Invalid("a name with no <address> (or an address with no '@')", position)
-
-    def _angle_address(self, tokens: Iterator[tuple[str, str, int]],
-                       start: int) -> tuple[str, str, int]:
-        kind, text, position = next(tokens)
-        if kind == "@":
-            raise _Invalid("source routes (<@host:...>) are not supported", position)
-        words = _Words()
-        while kind in _WORD or kind == ".":
-            words.add(kind, text)
-            kind, text, position = next(tokens)
-        if kind != "@":
-            raise _Invalid("<...> does not hold local-part@domain", start)
-        local = words.local_part(position)
-        domain, kind, text, position = self._domain(tokens)
-        if kind != ">":
-            raise _Invalid("<...> is not closed after the domain", position)
-        self.found.append(f"{local}@{domain}")
-        kind, text, position = next(tokens)
-        return self._check_separator(kind, text, position)
-
-    def _domain(self, tokens: Iterator[tuple[str, str, int]]) -> tuple[str, str, str, int]:
-        """The domain after '@', and the token after it."""
-        kind, text, position = next(tokens)
-        if kind == "literal":
-            after_kind, after_text, after_position = next(tokens)
-            return text, after_kind, after_text, after_position
-        parts: list[str] = []
-        kept = 0
-        while True:
-            if kind != "atom":
-                raise _Invalid("a domain must follow '@'" if not parts
-                               else "a domain label must follow '.'", position)
-            kept += len(text)
-            if kept <= _KEEP_AT_MOST:
-                parts.append(text)
-            kind, text, position = next(tokens)
-            if kind != ".":
-                break
-            kind, text, position = next(tokens)
-        if kept > _KEEP_AT_MOST:
-            raise _Invalid("the domain is far too long", position)
-        return ".".join(parts), kind, text, position
-
-    def _check_separator(self, kind: str, text: str, position: int) -> tuple[str, str, int]:
-        """After a mailbox: a comma, the end, or (in a group) the ';' that closes it."""
-        if kind in ("end", ",") or (kind == ";" and self.in_group):
-            return kind, text, position
-        if kind == ";":
-            raise _Invalid("';' outside a group: separate addresses with ','", position)
-        raise _Invalid(f"{text!r} after an address: separate addresses with ','", position)
-
-    def _after(self, tokens: Iterator[tuple[str, str, int]], allowed: tuple[str, ...],
-               where: str) -> tuple[str, str, int]:
-        kind, text, position = next(tokens)
-        if kind not in allowed:
-            raise _Invalid(f"{text!r} {where}", position)
-        return kind, text, position
+                               "must be quoted", at)
+            found.append(address)
+            state = _separator(kind, text, at, in_group)
+            if kind == "end":
+                return found
+            if kind == ";":
+                in_group = False
+        elif state == _AFTER_ADDRESS:
+            state = _separator(kind, text, at, in_group)
+            if kind == "end":
+                return found
+            if kind == ";":
+                in_group = False
+        else:  # _AFTER_GROUP
+            if kind == "end":
+                return found
+            if kind != ",":
+                raise _Invalid(f"{text!r} after a group", at)
+            state = _START
 
 
-class _Words:
-    """The words and dots before '@' or '<': a local part if they form word(.word)*, else a
-    display name (which may hold dots: ``John Q. Public``)."""
+def _separator(kind: str, text: str, at: int, in_group: bool) -> int:
+    """The state after what follows an address: a comma, the end, or a group's ';'."""
+    if kind in _SEPARATORS:
+        return _START
+    if kind == ";":
+        if in_group:
+            return _AFTER_GROUP
+        raise _Invalid("';' outside a group: separate addresses with ','", at)
+    raise _Invalid(f"{text!r} after an address: separate addresses with ','", at)
 
-    __slots__ = ("dot_atom", "kept", "last", "parts")
 
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.kept = 0
-        self.last = ""
-        self.dot_atom = True
-
-    def add(self, kind: str, text: str) -> None:
-        is_dot = kind == "."
-        if (is_dot and self.last != "word") or (not is_dot and self.last == "word"):
-            self.dot_atom = False
-        self.last = "." if is_dot else "word"
-        self.kept += len(text)
-        if self.dot_atom and self.kept <= _KEEP_AT_MOST:
-            self.parts.append(text)
-
-    def local_part(self, position: int) -> str:
-        if not self.dot_atom or self.last != "word":
-            raise _Invalid("the words before '@' are not a local part (quote a display name "
-                           "and put the address in <...>)", position)
-        if self.kept > _KEEP_AT_MOST:
-            raise _Invalid("the local part is far too long", position)
-        return "".join(self.parts)
+def _refuse_character(value: str, position: int) -> NoReturn:
+    while value[position] in " \t\r\n":
+        position += 1
+    character = value[position]
+    if character == '"':
+        raise _Invalid("a quoted string is not closed", position)
+    if character == "[":
+        raise _Invalid("a domain literal is not closed", position)
+    raise _Invalid(f"unexpected character {character!r}", position)
