@@ -118,7 +118,9 @@ def _id_domain(from_values: list[str], sender: str | None) -> str:
             continue
     candidates.append(sender or "")
     for address in candidates:
-        domain = address.rpartition("@")[2]
+        _local, at, domain = address.strip("<> ").rpartition("@")
+        if not at:
+            continue
         if domain and not domain.isascii():
             try:
                 domain = domain.encode("idna").decode("ascii")
