@@ -145,3 +145,22 @@ def test_address_fields_of_the_largest_allowed_size_are_read_in_linear_time(shap
         prepare(raw)
     elapsed = time.perf_counter() - started
     assert elapsed < TIME_BOUND_SECONDS, f"{shape}: {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("value", [
+    "a@example.com", "Alice <a@example.com>", "a@example.com, Carol Doe <c@example.com>",
+    "<a@example.com>", "zoë@bücher.de", "  a@example.com  ,b@example.com ", "x.y@a.b.c",
+    "a@example.com <b@example.com>", "Alice a@example.com", "a@example.com,,b@example.com",
+])
+def test_the_fast_path_and_the_full_reader_agree(value: str) -> None:
+    from mailwire.message.address_list import _read
+
+    try:
+        full: list[str] | None = _read(value)
+    except Exception:
+        full = None
+    try:
+        fast: list[str] | None = addresses(value, "the To header field")
+    except MessageError:
+        fast = None
+    assert fast == full

@@ -1,16 +1,16 @@
 """Message objects (``email.message.Message``) written out as the bytes that are sent.
 
-Before writing: every header of every part is checked (``header_checks``); a copy of the
-message gets the fields it lacks (From from the default sender, Date, Message-ID); the caller's
-object is never changed. The bytes are written in pieces that are handed out and let go of one
-by one. Afterwards the fields written are compared with the fields the object has: a field that
-appears on the wire and not in the object (whatever the email package did to produce it) stops
-the message. The envelope and Bcc removal then work on the written bytes, as for raw input.
+Before writing: every header of every part is checked (``header_checks``). The fields the
+message lacks (From from the default sender, Date, Message-ID) are written as lines of their own
+for the end of its header section; the caller's object is never changed. The bytes are written
+in pieces that are handed out and let go of one by one. Afterwards the fields written are
+compared with the fields the object has: a field that appears on the wire and not in the object
+(whatever the email package did to produce it) stops the message. The envelope and Bcc removal
+then work on the written bytes, as for raw input.
 """
 
 from __future__ import annotations
 
-import copy
 import email.generator
 import email.policy
 import secrets
@@ -34,10 +34,14 @@ _FALLBACK_DOMAIN = "localhost"
 
 @dataclass(slots=True)
 class WrittenMessage:
+    """The written message; ``added_fields`` are the lines of the fields it lacked, to be
+    added at the end of its header section."""
+
     chunks: Iterator[bytes]
     size: int
     ascii: bool
     field_names: list[str]
+    added_fields: bytes
 
 
 def write_message(
@@ -48,21 +52,26 @@ def write_message(
     default_sender: str | None,
     utf8_headers: bool,
 ) -> WrittenMessage:
-    """``message`` (with the fields it lacks added to a copy) as bytes, in pieces."""
+    """``message`` as bytes, in pieces, and the lines of the fields it lacks."""
     check_header_values(message)
-    outgoing = _with_missing_fields(message, sender, default_sender)
-    utf8 = utf8_headers or _has_utf8_address(outgoing, sender, recipients)
+    default_from = default_sender if "From" not in message else None
+    if default_from is not None:
+        single_address(default_from, "the default sender")
+        check_header("From", default_from)
+    utf8 = utf8_headers or _has_utf8_address(message, default_from, sender, recipients)
     policy = (message.policy if isinstance(message.policy, email.policy.EmailPolicy)
               else email.policy.SMTP)
     policy = policy.clone(linesep="\r\n", utf8=utf8)
     sink = _PieceSink()
     try:
-        email.generator.BytesGenerator(sink, policy=policy).flatten(outgoing)
+        email.generator.BytesGenerator(sink, policy=policy).flatten(message)
+        added = policy.fold_binary("From", default_from) if default_from is not None else b""
     except (UnicodeError, ValueError, LookupError, EmailPackageError) as exc:
         raise MessageError(f"message cannot be serialized: {exc}") from None
     sink.flush()
-    names = [name.lower() for name, _value in outgoing.raw_items()]
-    return WrittenMessage(sink.drain(), sink.size, sink.ascii, names)
+    added += _date_and_message_id(message, default_from, sender)
+    names = [name.lower() for name, _value in message.raw_items()]
+    return WrittenMessage(sink.drain(), sink.size, sink.ascii, names, added)
 
 
 def check_written_fields(written: list[str], expected: list[str]) -> None:
@@ -75,32 +84,21 @@ def check_written_fields(written: list[str], expected: list[str]) -> None:
                            f"({names}): a header value holds a line break; refusing to send it")
 
 
-def _with_missing_fields(message: Message, sender: str | None,
-                         default_sender: str | None) -> Message:
-    added: list[tuple[str, str]] = []
-    if "From" not in message and default_sender is not None:
-        single_address(default_sender, "the default sender")
-        added.append(("From", default_sender))
-    # A DKIM signature may cover the absence of Date or Message-ID: adding one would break it.
-    if "DKIM-Signature" not in message:
-        if "Date" not in message:
-            added.append(("Date", formatdate(localtime=True)))
-        if "Message-ID" not in message:
-            from_values = [str(v) for v in message.get_all("From") or []]
-            from_values += [value for name, value in added if name == "From"]
-            added.append(("Message-ID", make_message_id(from_values, sender)))
-    outgoing = copy.copy(message)
-    if not added:
-        return outgoing
-    # Deleting builds a new header list: the copy stops sharing the caller's before it grows.
-    del outgoing[added[0][0]]
-    for name, value in added:
-        check_header(name, value)
-        try:
-            outgoing[name] = value
-        except ValueError as exc:  # the email package's own checks (EmailPolicy)
-            raise MessageError(f"the {name} header cannot be set to {value!r}: {exc}") from None
-    return outgoing
+def _date_and_message_id(message: Message, default_from: str | None,
+                         sender: str | None) -> bytes:
+    """The Date and Message-ID lines ``message`` lacks (plain ASCII, shorter than a line).
+
+    None for a message with a DKIM signature: it may cover their absence."""
+    if "DKIM-Signature" in message:
+        return b""
+    lines = []
+    if "Date" not in message:
+        lines.append(f"Date: {formatdate(localtime=True)}\r\n")
+    if "Message-ID" not in message:
+        from_values = [str(value) for value in message.get_all("From") or []]
+        from_values += [default_from] if default_from is not None else []
+        lines.append(f"Message-ID: {make_message_id(from_values, sender)}\r\n")
+    return "".join(lines).encode("ascii")
 
 
 def make_message_id(from_values: list[str], sender: str | None) -> str:
@@ -131,7 +129,7 @@ def _id_domain(from_values: list[str], sender: str | None) -> str:
     return _FALLBACK_DOMAIN
 
 
-def _has_utf8_address(message: Message, sender: str | None,
+def _has_utf8_address(message: Message, default_from: str | None, sender: str | None,
                       recipients: str | Iterable[str] | None) -> bool:
     """Whether any address of the envelope or the address fields is not ASCII: the headers
     must then be written as UTF-8 (RFC 6532), since such an address cannot be encoded."""
@@ -142,16 +140,17 @@ def _has_utf8_address(message: Message, sender: str | None,
         given += recipients
     if not all(address.isascii() for address in given):
         return True
+    values = [default_from] if default_from is not None else []
     for name in ENVELOPE_FIELDS - {"resent-date"}:
-        for value in message.get_all(name) or []:
-            text = str(value)
-            if text.isascii():
-                continue
-            try:
-                if not all(address.isascii() for address in addresses(text, name)):
-                    return True
-            except MessageError:
-                continue  # read again from the written bytes, where it is reported
+        values += [str(value) for value in message.get_all(name) or []]
+    for text in values:
+        if text.isascii():
+            continue
+        try:
+            if not all(address.isascii() for address in addresses(text, "an address field")):
+                return True
+        except MessageError:
+            continue  # read again from the written bytes, where it is reported
     return False
 
 

@@ -10,9 +10,11 @@ show it on the wire.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailwire.errors import MessageError
 from mailwire.protocol.framing import normalize_line_ends
@@ -25,8 +27,7 @@ _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
 _AROUND_NAME = bytes(range(0x21))
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+class Field(NamedTuple):
     """One header field as sent: its lines with their CRLFs (the last line of a section that
     has no blank line may lack one). ``name`` is lower-case; empty for a line that is no field."""
 
@@ -57,6 +58,11 @@ class HeaderSection:
         return HeaderSection(tuple(f for f in self.fields if f.name not in dropped),
                              self.blank_line)
 
+    def with_fields(self, lines: bytes) -> HeaderSection:
+        """The section with the fields in ``lines`` (CRLF-terminated) added at its end."""
+        added = parse_header_section(lines + CRLF).fields if lines else ()
+        return HeaderSection(self.fields + added, self.blank_line)
+
     def to_bytes(self) -> bytes:
         return b"".join(field.raw for field in self.fields) + (CRLF if self.blank_line else b"")
 
@@ -82,15 +88,17 @@ def parse_header_section(section: bytes) -> HeaderSection:
             continue
         if current:
             fields.append(Field(current_name, b"".join(current)))
-        current, current_name = [raw], _name_of(line)
+        head, colon, _ = line.partition(b":")
+        current, current_name = [raw], _field_name(head) if colon else ""
     fields.append(Field(current_name, b"".join(current)))
     return HeaderSection(tuple(fields), blank_line)
 
 
-def _name_of(line: bytes) -> str:
-    head, colon, _ = line.partition(b":")
+@functools.lru_cache(maxsize=1024)
+def _field_name(head: bytes) -> str:
+    """The lower-case name of a field whose line starts ``head:``; empty if it is no name."""
     name = head.strip(_AROUND_NAME)
-    if not colon or not _FIELD_NAME.fullmatch(name):
+    if not _FIELD_NAME.fullmatch(name):
         return ""
     return name.decode("ascii").lower()
 

@@ -47,22 +47,29 @@ def prepare(
     field; a message object without From also gets it as its From field.
     """
     written_names: list[str] | None = None
+    added = b""
     if isinstance(message, Message):
         written = write_message(message, sender, recipients, default_sender=default_sender,
                                 utf8_headers=utf8_headers)
         source = Source(written.chunks, written.size, not written.ascii)
-        written_names = written.field_names
+        written_names, added = written.field_names, written.added_fields
     else:
         source = open_source(message)
     split = split_header_section(source.chunks)
-    section = parse_header_section(split.header)
-    if written_names is not None:
-        check_written_fields(section.names(), written_names)
-    envelope_sender, envelope_recipients = envelope(section.values, sender, recipients,
-                                                    default_sender)
     header = split.header
-    if any(field.name in BCC_FIELDS for field in section.fields):
-        header = section.without(BCC_FIELDS).to_bytes()
+    if (written_names is None and not added and sender is not None
+            and recipients is not None and b"bcc" not in header.lower()):
+        # Nothing to read or remove: no field named Bcc can hide in a section without "bcc".
+        envelope_sender, envelope_recipients = envelope(_no_fields, sender, recipients)
+    else:
+        section = parse_header_section(header)
+        if written_names is not None:
+            check_written_fields(section.names(), written_names)
+        section = section.with_fields(added)
+        envelope_sender, envelope_recipients = envelope(section.values, sender, recipients,
+                                                        default_sender)
+        if added or any(field.name in BCC_FIELDS for field in section.fields):
+            header = section.without(BCC_FIELDS).to_bytes()
     size = source.size
     if size is not None:
         size += split.growth + len(header) - len(split.header)
@@ -76,3 +83,7 @@ def prepare(
                         or any(r.needs_smtputf8 for r in envelope_recipients)
                         or not header.isascii()),
     )
+
+
+def _no_fields(_name: str) -> list[str]:
+    return []
