@@ -161,3 +161,12 @@ def test_send_mail_arrives_with_date_and_message_id(
     parsed = email.message_from_bytes(received.data, policy=email.policy.default)
     assert parsed["Date"] is not None
     assert str(parsed["Message-ID"]).endswith("@example.com>")
+
+
+def test_a_message_the_email_package_cannot_write_is_a_message_error() -> None:
+    # Deeply nested comments make the email package's own header parser recurse too deeply
+    # when it refolds the field; that is mailwire's MessageError, not a bare RecursionError.
+    raw = b"From: a@example.com\r\nTo: b@example.com " + b"(" * 5000 + b"\r\n\r\nx\r\n"
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    with pytest.raises(MessageError, match="recursed too deeply"):
+        prepare(message)

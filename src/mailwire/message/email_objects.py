@@ -68,6 +68,10 @@ def write_message(
         added = policy.fold_binary("From", default_from) if default_from is not None else b""
     except (UnicodeError, ValueError, LookupError, EmailPackageError) as exc:
         raise MessageError(f"message cannot be serialized: {exc}") from None
+    except RecursionError:
+        raise MessageError("message cannot be serialized: the email package recursed too "
+                           "deeply (deeply nested parts or header syntax); send its bytes "
+                           "instead") from None
     sink.flush()
     added += _date_and_message_id(message, default_from, sender)
     names = [name.lower() for name, _value in message.raw_items()]
@@ -140,9 +144,11 @@ def _has_utf8_address(message: Message, default_from: str | None, sender: str | 
         given += recipients
     if not all(address.isascii() for address in given):
         return True
+    # Raw values, not get_all(): that would run the email package's own address parser,
+    # which is neither linear nor free of recursion on what a hostile message may hold.
     values = [default_from] if default_from is not None else []
-    for name in ENVELOPE_FIELDS - {"resent-date"}:
-        values += [str(value) for value in message.get_all(name) or []]
+    values += [str(value) for name, value in message.raw_items()
+               if name.lower() in ENVELOPE_FIELDS]
     for text in values:
         if text.isascii():
             continue
