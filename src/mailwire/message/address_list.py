@@ -44,6 +44,7 @@ _ITEM = (rf"(?>[ \t]*+(?:{_ATEXT}++(?:[ \t]++{_ATEXT}++)*+[ \t]*+<{_ADDRESS}>|<{
 _SIMPLE_LIST = re.compile(rf"{_ITEM}(?:,{_ITEM})*+")
 _COMMENT_PART = re.compile(r"[^()\\]++|\\.|\(++|\)++", re.DOTALL)
 
+
 class _Invalid(Exception):
     def __init__(self, reason: str, position: int) -> None:
         super().__init__(reason)
