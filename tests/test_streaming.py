@@ -19,7 +19,7 @@ MESSAGE_MIB = 200
 MEMORY_BOUND_MIB = 100
 
 SENDER = r'''
-import asyncio, json, resource, sys
+import asyncio, json, pathlib, resource, sys
 from mailwire import AsyncSmtpClient, SmtpClient
 
 kind, source, host, port, size_mib, path = sys.argv[1:7]
@@ -35,7 +35,7 @@ def generated():
         sent += len(BLOCK)
 
 def message():
-    return generated() if source == "iterator" else path
+    return generated() if source == "iterator" else pathlib.Path(path)
 
 def peak_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

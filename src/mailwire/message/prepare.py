@@ -1,0 +1,89 @@
+"""Turning what the caller gives into an envelope and a stream of message chunks.
+
+Every kind of input ends up the same way: a stream of bytes whose header section is cut off
+and read with the framer's definition of a line break (``header_section``). The envelope, when
+not given, comes from that header section through the strict address reader; Bcc and
+Resent-Bcc fields are removed from it whether or not the envelope was given. The body is never
+read before it is sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+
+from mailwire.message.email_objects import check_written_fields, write_message
+from mailwire.message.envelope import BCC_FIELDS, envelope
+from mailwire.message.header_section import parse_header_section, split_header_section
+from mailwire.message.sources import MessageInput, Source, open_source
+from mailwire.protocol.addresses import Mailbox
+
+
+@dataclass(slots=True)
+class PreparedMessage:
+    """An envelope and the message content, ready for a transaction."""
+
+    sender: Mailbox
+    recipients: list[Mailbox]
+    chunks: Iterator[bytes]
+    size: int | None
+    eight_bit: bool | None
+    needs_smtputf8: bool
+
+
+def prepare(
+    message: MessageInput,
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    *,
+    utf8_headers: bool = False,
+    default_sender: str | None = None,
+) -> PreparedMessage:
+    """Validate the envelope and set up the chunk stream of ``message``.
+
+    ``default_sender`` is the sender when none is given and the message has no Sender or From
+    field; a message object without From also gets it as its From field.
+    """
+    written_names: list[str] | None = None
+    added = b""
+    if isinstance(message, Message):
+        written = write_message(message, sender, recipients, default_sender=default_sender,
+                                utf8_headers=utf8_headers)
+        source = Source(written.chunks, written.size, not written.ascii)
+        written_names, added = written.field_names, written.added_fields
+    else:
+        source = open_source(message)
+    split = split_header_section(source.chunks)
+    header = split.header
+    if (written_names is None and not added and sender is not None
+            and recipients is not None and b"bcc" not in header.lower()):
+        # Nothing to read or remove: no field named Bcc can hide in a section without "bcc".
+        envelope_sender, envelope_recipients = envelope(_no_fields, sender, recipients)
+    else:
+        section = parse_header_section(header)
+        if written_names is not None:
+            check_written_fields(section.names(), written_names)
+        section = section.with_fields(added)
+        envelope_sender, envelope_recipients = envelope(section.values, sender, recipients,
+                                                        default_sender)
+        if added or any(field.name in BCC_FIELDS for field in section.fields):
+            header = section.without(BCC_FIELDS).to_bytes()
+    size = source.size
+    if size is not None:
+        size += split.growth + len(header) - len(split.header)
+    return PreparedMessage(
+        sender=envelope_sender,
+        recipients=envelope_recipients,
+        chunks=itertools.chain((header,), split.rest),
+        size=size,
+        eight_bit=source.eight_bit,
+        needs_smtputf8=(envelope_sender.needs_smtputf8
+                        or any(r.needs_smtputf8 for r in envelope_recipients)
+                        or not header.isascii()),
+    )
+
+
+def _no_fields(_name: str) -> list[str]:
+    return []
