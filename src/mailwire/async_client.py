@@ -79,7 +79,8 @@ class AsyncSmtpClient(ClientOptions):
     ) -> SendResult:
         """Send one message; see ``SmtpClient.send``. Safe to call from several tasks at
         once; a cancelled call never affects another call's message."""
-        return await self._runner.send(self._core.ticket(message, sender, recipients))
+        return await self._runner.send(self._core.ticket(message, sender, recipients,
+                                                         self.default_sender))
 
     async def send_mail(
         self,
@@ -108,7 +109,8 @@ class AsyncSmtpClient(ClientOptions):
         ``SmtpClient.send_many``; several connections run as tasks on this loop."""
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
-                              rate_limit=rate_limit, max_in_flight=max_in_flight)
+                              rate_limit=rate_limit, max_in_flight=max_in_flight,
+                              default_sender=self.default_sender)
         return bulk_async.send_many(self._runner, self.session_settings, messages, options,
                                     progress)
 

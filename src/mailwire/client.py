@@ -86,11 +86,12 @@ class SmtpClient(ClientOptions):
         sender: str | None = None,
         recipients: str | Iterable[str] | None = None,
     ) -> SendResult:
-        """Send one message: an ``email.message.Message``, bytes, a file path, a binary file or
-        an iterable of bytes chunks. The envelope comes from the headers unless given.
+        """Send one message: an ``email.message.Message``, bytes, a ``pathlib.Path``, a binary
+        file or an iterable of bytes chunks. The envelope comes from the headers unless given.
 
         Safe to call from several threads at once: their messages share the pipeline."""
-        return self._runner.send(self._core.ticket(message, sender, recipients))
+        return self._runner.send(self._core.ticket(message, sender, recipients,
+                                                       self.default_sender))
 
     def send_mail(
         self,
@@ -133,7 +134,8 @@ class SmtpClient(ClientOptions):
         """
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
-                              rate_limit=rate_limit, max_in_flight=max_in_flight)
+                              rate_limit=rate_limit, max_in_flight=max_in_flight,
+                              default_sender=self.default_sender)
         return bulk_sync.send_many(self._runner, self.session_settings, messages, options,
                                    progress, processes)
 

@@ -35,6 +35,7 @@ class BulkOptions:
     messages_per_connection: int | None = None
     rate_limit: float | None = None
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    default_sender: str | None = None
 
     def __post_init__(self) -> None:
         if self.connections < 1 or self.max_attempts < 1:
@@ -109,7 +110,9 @@ class BulkFeed:
                 else:
                     outgoing = item if isinstance(item, Outgoing) else Outgoing(item)
                     self._outstanding += 1
-                    return self._hand_out(Ticket(outgoing, self, index=index), now)
+                    ticket = Ticket(outgoing, self, index=index,
+                                    default_sender=self._options.default_sender)
+                    return self._hand_out(ticket, now)
             if self._retries:
                 return max(self._retries[0][0] - now, 0.001)
             return None

@@ -123,15 +123,19 @@ class ClientCore:
     # -- messages ------------------------------------------------------------------------------
 
     def ticket(self, message: MessageInput, sender: str | None,
-               recipients: str | Iterable[str] | None) -> Ticket:
+               recipients: str | Iterable[str] | None,
+               default_sender: str | None = None) -> Ticket:
         """A ticket for ``send``: the message is read (envelope, headers) here, so that bad input
         fails before any connection is made."""
-        outgoing = Outgoing(message, sender, recipients)
-        return Ticket(outgoing, self.direct, prepared=prepare(message, sender, recipients))
+        ticket = Ticket(Outgoing(message, sender, recipients), self.direct,
+                        default_sender=default_sender)
+        ticket.prepared = self.prepare(ticket)
+        return ticket
 
     def prepare(self, ticket: Ticket) -> PreparedMessage:
         outgoing = ticket.outgoing
-        return prepare(outgoing.message, outgoing.sender, outgoing.recipients)
+        return prepare(outgoing.message, outgoing.sender, outgoing.recipients,
+                       default_sender=ticket.default_sender)
 
     def attach(self, feed: Feed) -> None:
         self.feeds.append(feed)

@@ -36,20 +36,23 @@ from mailwire.outgoing import Outgoing
 from mailwire.results import SendResult
 
 SERVICE_CLOSING = 421
-REPLAYABLE = (Message, bytes, bytearray, memoryview, str, os.PathLike)
+REPLAYABLE = (Message, bytes, bytearray, memoryview, os.PathLike)
 
 
 class Ticket:
     """One message on its way: what to send, and its outcome once settled."""
 
-    __slots__ = ("_cancelled", "attempts", "done", "error", "feed", "index", "outgoing",
-                 "prepared", "result", "reused", "watcher")
+    __slots__ = ("_cancelled", "attempts", "default_sender", "done", "error", "feed", "index",
+                 "outgoing", "prepared", "result", "reused", "watcher")
 
     def __init__(self, outgoing: Outgoing, feed: Feed, *, index: int = 0,
-                 prepared: PreparedMessage | None = None) -> None:
+                 prepared: PreparedMessage | None = None,
+                 default_sender: str | None = None) -> None:
         self.outgoing = outgoing
         self.feed = feed
         self.index = index
+        self.default_sender = default_sender
+        """The envelope sender when neither the caller nor the message names one."""
         self.prepared = prepared
         """Made ready by the caller for its first try; later tries prepare the message again."""
         self.attempts = 0
