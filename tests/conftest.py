@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.support.sinks",
     "tests.support.postfix",
     "tests.support.chaos",
+    "tests.support.kerberos",
+    "tests.support.samba_dovecot",
 ]
