@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.chaos",
     "tests.support.kerberos",
     "tests.support.samba_dovecot",
+    "tests.support.gssapi_acceptor",
 ]

@@ -19,8 +19,8 @@ Function-scoped ``kerberos_client`` points this test process at the realm
 ``kinit`` from the user's keytab) and restores the environment afterwards.
 
 Principals: :data:`USER` (password :data:`USER_PASSWORD`, also in ``user_keytab``),
-:data:`OTHER_USER` (keytab ``other_keytab``), ``smtp/localhost`` and
-``smtp/mail.example.test`` (both in ``service_keytab``, readable by the postfix user).
+:data:`OTHER_USER` (keytab ``other_keytab``), ``smtp/localhost`` (in ``service_keytab``,
+readable by the postfix user) and ``smtp/mail.example.test``, whose key no server holds.
 
 Needs Debian's ``krb5-kdc``, ``krb5-admin-server`` (for ``kadmin.local`` only; no kadmind
 runs), ``krb5-user`` (``kinit``) and ``libsasl2-modules-gssapi-mit``, and root for Postfix:
@@ -29,6 +29,7 @@ skips without them, except under ``CI`` where it fails (as ``tests.support.postf
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -48,6 +49,7 @@ import pytest
 from tests.support.postfix import PostfixServer, _unavailable, start_postfix
 
 __all__ = [
+    "OTHER_SERVICE_HOST",
     "OTHER_USER",
     "REALM",
     "SERVICE_HOST",
@@ -64,7 +66,7 @@ USER_PASSWORD = "kerberos-test-password"
 OTHER_USER = f"bob@{REALM}"
 #: The host name the client uses; the server's principal is smtp/SERVICE_HOST.
 SERVICE_HOST = "localhost"
-#: A second service principal, for tests that name the service themselves.
+#: A service the KDC knows but whose key the server does not hold.
 OTHER_SERVICE_HOST = "mail.example.test"
 
 _TOOLS = ("kdb5_util", "kadmin.local", "krb5kdc", "kinit")
@@ -127,6 +129,8 @@ class KerberosSmtp:
     realm: KerberosRealm
     postfix: PostfixServer
     host: str = SERVICE_HOST
+    #: Where a test's part of the Postfix log starts (set by the test).
+    log_mark: int = 0
 
     @property
     def port(self) -> int:
@@ -244,7 +248,7 @@ addprinc -randkey {OTHER_USER}
 ktadd -k {realm.other_keytab} {OTHER_USER}
 addprinc -randkey smtp/{SERVICE_HOST}@{REALM}
 addprinc -randkey smtp/{OTHER_SERVICE_HOST}@{REALM}
-ktadd -k {realm.service_keytab} smtp/{SERVICE_HOST}@{REALM} smtp/{OTHER_SERVICE_HOST}@{REALM}
+ktadd -k {realm.service_keytab} smtp/{SERVICE_HOST}@{REALM}
 """)
         os.chown(realm.service_keytab, pwd.getpwnam("postfix").pw_uid, -1)
         log = directory / "kdc.out"
@@ -254,6 +258,7 @@ ktadd -k {realm.service_keytab} smtp/{SERVICE_HOST}@{REALM} smtp/{OTHER_SERVICE_
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                 env={"PATH": os.environ.get("PATH", ""), **environment},
             )
+        atexit.register(realm.stop)
         _wait_for_kdc(realm._kdc, port, log)
     except BaseException:
         realm.stop()
