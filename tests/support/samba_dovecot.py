@@ -94,6 +94,8 @@ def _stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _tools() -> dict[str, str]:
+    if os.geteuid() != 0:
+        _unavailable("these servers must run as root (Postfix, and files owned by its user)")
     path = f"{os.environ.get('PATH', '')}:{_SBIN_PATH}"
     found = {tool: shutil.which(tool, path=path) for tool in _TOOLS}
     missing = [tool for tool, where in found.items() if where is None]
