@@ -8,4 +8,7 @@ pytest_plugins = [
     "tests.support.sinks",
     "tests.support.postfix",
     "tests.support.chaos",
+    "tests.support.kerberos",
+    "tests.support.samba_dovecot",
+    "tests.support.gssapi_acceptor",
 ]

@@ -1,6 +1,6 @@
 """SASL mechanisms as small plug-ins; importing this package registers the built-in ones."""
 
-from mailwire.auth import cram_md5, login, plain, scram, xoauth2
+from mailwire.auth import cram_md5, gssapi, login, ntlm, plain, scram, xoauth2
 from mailwire.auth.mechanism import (
     Credentials,
     Mechanism,
@@ -19,7 +19,9 @@ __all__ = [
     "SmtpKnownAuthenticationType",
     "choose",
     "cram_md5",
+    "gssapi",
     "login",
+    "ntlm",
     "plain",
     "register",
     "registered",

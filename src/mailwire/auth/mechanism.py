@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Flag, auto
 from typing import ClassVar
 
-from mailwire.errors import AuthenticationError
+from mailwire.errors import AuthenticationError, SmtpUsageError
 
 SaslFlow = Generator[bytes | None, bytes | None, None]
 
@@ -29,7 +29,9 @@ class SmtpKnownAuthenticationType(Flag):
     XOAUTH2 = auto()
     SCRAM_SHA_1 = auto()
     SCRAM_SHA_256 = auto()
-    ALL = LOGIN | PLAIN | CRAM_MD5 | XOAUTH2 | SCRAM_SHA_1 | SCRAM_SHA_256
+    NTLM = auto()
+    GSSAPI = auto()
+    ALL = LOGIN | PLAIN | CRAM_MD5 | XOAUTH2 | SCRAM_SHA_1 | SCRAM_SHA_256 | NTLM | GSSAPI
 
     @property
     def mechanism_name(self) -> str:
@@ -51,8 +53,10 @@ class Mechanism(ABC):
     strength: ClassVar[int]
     needs_token: ClassVar[bool] = False
 
-    def __init__(self, credentials: Credentials) -> None:
+    def __init__(self, credentials: Credentials, *, server_host: str = "") -> None:
         self.credentials = credentials
+        #: The server's host name as the user gave it (not its address), e.g. for ``smtp@HOST``.
+        self.server_host = server_host
 
     @classmethod
     def name(cls) -> str:
@@ -62,6 +66,11 @@ class Mechanism(ABC):
     def usable_with(cls, credentials: Credentials) -> bool:
         secret = credentials.oauth_token if cls.needs_token else credentials.password
         return secret is not None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the mechanism cannot run in this installation (an extra to install), or None."""
+        return None
 
     @abstractmethod
     def flow(self) -> SaslFlow:
@@ -91,11 +100,15 @@ def choose(
     offered: tuple[str, ...], allowed: SmtpKnownAuthenticationType, credentials: Credentials
 ) -> type[Mechanism]:
     """The strongest mechanism the server offers, the caller allows and the credentials fit."""
-    candidates = [
+    fitting = [
         mechanism
         for name, mechanism in _REGISTRY.items()
         if name in offered and mechanism.flag & allowed and mechanism.usable_with(credentials)
     ]
+    candidates = [mechanism for mechanism in fitting if mechanism.unavailable() is None]
+    if fitting and not candidates:
+        raise SmtpUsageError("; ".join(f"the server offers {mechanism.name()}, which "
+                                       f"{mechanism.unavailable()}" for mechanism in fitting))
     if not candidates:
         secret = "an OAuth token" if credentials.oauth_token is not None else "a password"
         raise AuthenticationError(

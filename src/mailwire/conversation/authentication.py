@@ -46,7 +46,8 @@ class AuthenticationFlows(Channel):
                 "set allow_plaintext_credentials=True to send them in the clear"
             )
         offered = self.capabilities.auth_mechanisms
-        mechanism = choose(offered, self.settings.allowed_authentication, credentials)(credentials)
+        chosen = choose(offered, self.settings.allowed_authentication, credentials)
+        mechanism = chosen(credentials, server_host=self.settings.endpoint.server_hostname)
         name = mechanism.name()
         flow = mechanism.flow()
         initial = next(flow)
