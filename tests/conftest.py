@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.postfix",
     "tests.support.chaos",
     "tests.support.pooling",
+    "tests.support.django_envs",
 ]

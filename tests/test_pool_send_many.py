@@ -83,3 +83,18 @@ def test_stopping_early_hands_out_no_more_messages_and_gives_connections_back(
     assert 20 <= counted <= handed_out
     assert all(count == 1 for count in server.counts.values())
     pool.close()
+
+
+def test_a_refused_message_does_not_spoil_the_connection_for_the_next_user(
+    smtp_server: Callable[..., DevServer],
+) -> None:
+    server = smtp_server(refuse_recipients=["refused@example.org"])
+    pool = SmtpPool(server.host, server.port, security="none", max_connections=1)
+    refused = labelled("refused").replace(b"user@example.org", b"refused@example.org")
+    [result] = pool.send_many([refused])
+    assert not result.sent and result.error is not None and result.error.code == 550
+    assert pool.send(labelled("next")).accepted == ("user@example.org",)
+    [again] = pool.send_many([labelled("batch")])
+    assert again.sent
+    pool.close()
+    assert len(server.wait_for_messages(2)) == 2

@@ -24,7 +24,7 @@ from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.pool import factory, forks
 from mailwire.pool.ledger import Ledger
-from mailwire.pool.spread import spread_async
+from mailwire.pool.spread import quit_quietly_async, spread_async
 from mailwire.pool.sync_pool import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -188,7 +188,7 @@ class AsyncSmtpPool:
                 self._start_reaper()
             condition.notify()
         if closed and not broken:
-            await _quit_quietly(client)
+            await quit_quietly_async(client)
 
     def _start_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -266,7 +266,7 @@ class AsyncSmtpPool:
         if self._reaper is not None:
             self._reaper.cancel()
         for client in drained:
-            await _quit_quietly(client)
+            await quit_quietly_async(client)
 
     async def __aenter__(self) -> Self:
         return self
@@ -294,13 +294,6 @@ async def _lent(pool: AsyncSmtpPool, client: AsyncSmtpClient,
     await pool._release(client, generation)
 
 
-async def _quit_quietly(client: AsyncSmtpClient) -> None:
-    try:
-        await client.quit()
-    except SmtpError:
-        await client.close()
-
-
 async def _reap(reference: weakref.ref[AsyncSmtpPool]) -> None:
     while True:
         pool = reference()
@@ -316,4 +309,4 @@ async def _reap(reference: weakref.ref[AsyncSmtpPool]) -> None:
         if wait > 0:
             await asyncio.sleep(wait)
         for client in stale:
-            await _quit_quietly(client)
+            await quit_quietly_async(client)

@@ -4,6 +4,10 @@ Each client pipelines on its own connection (``send_many(connections=1)``) and p
 message from one shared source, so a fast connection takes more of the work. Results are
 renumbered to the message's position in the caller's input. If the caller stops reading, no
 new message is handed out; the messages already started finish before the clients go back.
+
+A connection on which a message failed is QUIT before it goes back to the pool: a batch can end
+with the server still inside a refused transaction, and the next user of the connection must
+start clean.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from mailwire.async_client import AsyncSmtpClient
 from mailwire.bulk_sync import Progress
 from mailwire.client import SmtpClient
 from mailwire.conversation.bulk import BulkResult, Outgoing
+from mailwire.errors import SmtpError
 from mailwire.message import MessageInput
 
 Item: TypeAlias = "MessageInput | Outgoing"
@@ -59,17 +64,36 @@ def _total(messages: Iterable[Item]) -> int | None:
 _DONE = object()
 
 
+def quit_quietly(client: SmtpClient) -> None:
+    """QUIT, or close if the server is already gone; a failed goodbye is nobody's problem."""
+    try:
+        client.quit()
+    except SmtpError:
+        client.close()
+
+
+async def quit_quietly_async(client: AsyncSmtpClient) -> None:
+    try:
+        await client.quit()
+    except SmtpError:
+        await client.close()
+
+
 def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: float | None,
            progress: Progress | None, options: dict[str, Any]) -> Iterator[BulkResult]:
     """Results from every client's ``send_many`` as they complete."""
     total = _total(messages)
     rate = _per_connection(rate_limit, len(clients))
     if len(clients) == 1:
+        failed = False
         outcomes = clients[0].send_many(messages, rate_limit=rate, **options)
         for done, outcome in enumerate(outcomes, 1):
+            failed = failed or outcome.error is not None
             if progress is not None:
                 progress(done, total)
             yield outcome
+        if failed:
+            quit_quietly(clients[0])
         return
     source = SharedSource(messages)
     finished: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -77,10 +101,14 @@ def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: floa
 
     def run(client: SmtpClient) -> None:
         positions: list[int] = []
+        failed = False
         try:
             for outcome in client.send_many(source.share(positions), rate_limit=rate,
                                             **options):
+                failed = failed or outcome.error is not None
                 finished.put(replace(outcome, index=positions[outcome.index]))
+            if failed:
+                quit_quietly(client)
         except BaseException as failure:
             failures.append(failure)
         finally:
@@ -124,10 +152,14 @@ async def spread_async(clients: list[AsyncSmtpClient], messages: Iterable[Item],
 
     async def run(client: AsyncSmtpClient) -> None:
         positions: list[int] = []
+        failed = False
         try:
             async for outcome in client.send_many(source.share(positions), rate_limit=rate,
                                                   **options):
+                failed = failed or outcome.error is not None
                 finished.put_nowait(replace(outcome, index=positions[outcome.index]))
+            if failed:
+                await quit_quietly_async(client)
         except Exception as failure:
             failures.append(failure)
         finally:

@@ -30,7 +30,7 @@ from mailwire.message import MessageInput
 from mailwire.options import ClientOptions
 from mailwire.pool import factory, forks
 from mailwire.pool.ledger import Ledger
-from mailwire.pool.spread import spread
+from mailwire.pool.spread import quit_quietly, spread
 from mailwire.results import SendResult
 from mailwire.security import SecurityOptions
 
@@ -204,7 +204,7 @@ class SmtpPool:
         if broken:
             client.close()
         elif closed:
-            _quit_quietly(client)
+            quit_quietly(client)
 
     def _start_reaper(self) -> None:
         if self._reaper is None or not self._reaper.is_alive():
@@ -292,7 +292,7 @@ class SmtpPool:
             drained = self._ledger.close()
             condition.notify_all()
         for client in drained:
-            _quit_quietly(client)
+            quit_quietly(client)
 
     def __enter__(self) -> Self:
         return self
@@ -326,14 +326,6 @@ def describe(client: ClientOptions) -> str:
     return f"{client.host}:{client.effective_port} {client.security.name}{user}"
 
 
-def _quit_quietly(client: SmtpClient) -> None:
-    """QUIT, or close if the server is already gone; a failed goodbye is nobody's problem."""
-    try:
-        client.quit()
-    except SmtpError:
-        client.close()
-
-
 def _reap(reference: weakref.ref[SmtpPool]) -> None:
     """QUIT idle connections as they expire; end when nothing is idle or the pool is gone."""
     while True:
@@ -356,4 +348,4 @@ def _reap(reference: weakref.ref[SmtpPool]) -> None:
             stale = pool._ledger.expire(time.monotonic())
         del pool
         for client in stale:
-            _quit_quietly(client)
+            quit_quietly(client)
