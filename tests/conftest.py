@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.chaos",
     "tests.support.pooling",
     "tests.support.django_envs",
+    "tests.support.celery_worker",
 ]

@@ -6,7 +6,8 @@ use and shared by every thread of the process. A forked child gets pools of its 
 ``mailwire.pool.forks``).
 
 Options are plain values, as settings files give them: ``config`` and ``profile`` (a mailwire
-configuration, read once when the pool is made), ``host``, ``port``, ``username``, ``password``,
+configuration, read once when the pool is made; without ``host`` the configuration is found by
+``mailwire.load_settings``' search order), ``host``, ``port``, ``username``, ``password``,
 ``security``, every other ``SmtpClient`` attribute (``allowed_authentication`` and
 ``supported_encryption`` may be lists of names, ``bind_endpoint`` a ``[host, port]`` list), and
 the pool's own ``max_connections``, ``idle_timeout`` and ``wait_timeout``. Explicit options win
@@ -72,15 +73,15 @@ def close_shared_pools() -> None:
 def client_factory(options: Mapping[str, Any]) -> Callable[[], SmtpClient]:
     """Clients from the configuration named by ``config``/``profile`` (if any), then the
     explicit client options; the configuration is read once, now."""
-    settings: Settings | None = None
-    if options.get("config") is not None or options.get("profile") is not None:
-        settings = load_settings(options.get("config"), options.get("profile"))
     explicit = {name: _typed(name, value) for name, value in options.items()
                 if name in CLIENT_OPTIONS and value is not None}
+    settings: Settings | None = None
+    named = options.get("config") is not None or options.get("profile") is not None
+    if named or not explicit.get("host"):
+        settings = load_settings(options.get("config"), options.get("profile"))
     host = explicit.get("host") or (require_host(settings) if settings else None)
     if not host:
-        raise ConfigError("no SMTP host: give host, or config/profile naming a "
-                          "configuration that has one")
+        raise ConfigError("no SMTP host: give host, or a configuration that has one")
 
     def make() -> SmtpClient:
         client = SmtpClient(host)
