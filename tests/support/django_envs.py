@@ -1,7 +1,7 @@
 """Python interpreters with a given Django installed, for the Django integration tests.
 
 Django 5.2 LTS runs on the interpreter running the tests (Django is in the ``test`` extra).
-Django 6.1 needs Python 3.12 or newer: ``$MAILWIRE_TEST_DJANGO61_PYTHON`` names an interpreter
+Django 6.1 needs Python 3.12 or newer: ``$TEST_DJANGO61_PYTHON`` names an interpreter
 that has it (with mailwire's dependencies); otherwise a virtual environment is made for the
 session in a temporary folder from the first Python 3.12+ found, with Django 6.1 and mailwire's
 dependencies installed by pip. mailwire itself comes from this checkout (``PYTHONPATH``).
@@ -64,8 +64,8 @@ def django_python(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], s
             if not installed.startswith("5.2"):
                 _unavailable(f"Django 5.2 expected on this interpreter, found {installed}")
             made[version] = sys.executable
-        elif os.environ.get("MAILWIRE_TEST_DJANGO61_PYTHON"):
-            made[version] = os.environ["MAILWIRE_TEST_DJANGO61_PYTHON"]
+        elif os.environ.get("TEST_DJANGO61_PYTHON"):
+            made[version] = os.environ["TEST_DJANGO61_PYTHON"]
         else:
             python = _modern_python()
             if python is None:
