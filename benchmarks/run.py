@@ -22,7 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, corpus, measure, report
+from benchmarks import chart, corpus, measure, pool_web, report
 from benchmarks.measure import LARGE_CLIENTS, MIB, SMALL_CLIENTS
 from benchmarks.profiling import top_functions
 from benchmarks.sinks import SmtpSink, TlsServers
@@ -140,6 +140,8 @@ def run(plan: Plan, quick: bool, directory: Path) -> dict[str, Any]:
     with TlsServers(directory) as servers:
         results["setup"] = measure.run_setup(servers, plan.setup_iterations,
                                              plan.auto_iterations, GREETING_TIMEOUT)
+    print("DevServer: web-like sending through a pool ...", file=sys.stderr, flush=True)
+    results["pool_web"] = pool_web.run(500 if quick else 2000, 8, directory)
     results["meta"]["loadavg_after"] = _loadavg()
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     report.add_ratios(results)
@@ -180,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         results = run(plan, arguments.quick, directory)
     print(report.render(results))
+    print("\n" + pool_web.render(results["pool_web"]))
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(f"\nJSON written to {arguments.json}")

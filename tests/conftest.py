@@ -11,4 +11,7 @@ pytest_plugins = [
     "tests.support.kerberos",
     "tests.support.samba_dovecot",
     "tests.support.gssapi_acceptor",
+    "tests.support.pooling",
+    "tests.support.django_envs",
+    "tests.support.celery_worker",
 ]

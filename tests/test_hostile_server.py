@@ -42,7 +42,7 @@ from mailwire import (
     SmtpTimeoutError,
     TlsNotSpokenError,
 )
-from mailwire.conversation.bulk import is_transient
+from mailwire.conversation.tickets import is_transient
 from mailwire.devserver import Certificates
 from tests.support.chaos import (
     RawServer,

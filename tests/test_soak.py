@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mailwire import BulkResult, DeliveryUnknownError
-from mailwire.conversation.bulk import is_transient
+from mailwire.conversation.tickets import is_transient
 from tests.support.chaos import (
     ChaosServer,
     Faults,

@@ -27,6 +27,7 @@ from mailwire.errors import (
 )
 from mailwire.options import BindEndpoint
 from mailwire.outgoing import Outgoing
+from mailwire.pool import AsyncSmtpPool, SmtpPool
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import BulkResult, ConnectionInfo, SendResult
@@ -36,6 +37,7 @@ from mailwire.transport.tls import CertificateValidationCallback, EncryptionProt
 
 __all__ = [
     "AsyncSmtpClient",
+    "AsyncSmtpPool",
     "AuthenticationError",
     "BindEndpoint",
     "BulkResult",
@@ -63,6 +65,7 @@ __all__ = [
     "SmtpConnectionError",
     "SmtpError",
     "SmtpKnownAuthenticationType",
+    "SmtpPool",
     "SmtpProtocolError",
     "SmtpResponseError",
     "SmtpSecurityError",

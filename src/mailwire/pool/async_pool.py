@@ -1,0 +1,312 @@
+"""``AsyncSmtpPool``: the asyncio counterpart of ``SmtpPool``, for the tasks of one event loop.
+
+The same rules as ``SmtpPool``: up to N ``AsyncSmtpClient`` connections, each lent to one task
+at a time; a task that finds all N busy waits up to ``wait_timeout`` seconds; connections idle
+for ``idle_timeout`` seconds are QUIT by a task of the pool; ``await pool.close()`` QUITs every
+connection. The pool belongs to the event loop that first uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any, Self
+
+from mailwire.async_client import AsyncSmtpClient
+from mailwire.bulk_sync import Progress
+from mailwire.config import Settings
+from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
+from mailwire.message import MessageInput
+from mailwire.outgoing import Outgoing
+from mailwire.pool import factory, forks
+from mailwire.pool.ledger import Ledger
+from mailwire.pool.spread import quit_quietly_async, spread_async
+from mailwire.pool.sync_pool import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_WAIT_TIMEOUT,
+    describe,
+)
+from mailwire.results import BulkResult, SendResult
+from mailwire.security import SecurityOptions
+
+
+class AsyncSmtpPool:
+    """A pool of ``AsyncSmtpClient`` connections; the options are ``SmtpPool``'s."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        security: SecurityOptions | str = SecurityOptions.AUTO,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        **client_options: Any,
+    ) -> None:
+        make = factory.from_options(AsyncSmtpClient, host, port, username, password, security,
+                                    client_options)
+        self._setup(make, max_connections, idle_timeout, wait_timeout)
+
+    @classmethod
+    def from_factory(
+        cls,
+        make_client: Callable[[], AsyncSmtpClient],
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> Self:
+        pool = cls.__new__(cls)
+        pool._setup(make_client, max_connections, idle_timeout, wait_timeout)
+        return pool
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **pool_options: Any) -> Self:
+        return cls.from_factory(factory.from_settings(AsyncSmtpClient, settings), **pool_options)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        profile: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        **pool_options: Any,
+    ) -> Self:
+        return cls.from_factory(factory.from_config(AsyncSmtpClient, path, profile, environ),
+                                **pool_options)
+
+    def _setup(self, make_client: Callable[[], AsyncSmtpClient], max_connections: int,
+               idle_timeout: float, wait_timeout: float) -> None:
+        if max_connections < 1:
+            raise SmtpUsageError("max_connections must be at least 1")
+        if idle_timeout <= 0 or wait_timeout < 0:
+            raise SmtpUsageError("idle_timeout must be positive and wait_timeout not negative")
+        self._make_client = make_client
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.wait_timeout = wait_timeout
+        first = make_client()
+        self._description = describe(first)
+        self._start_generation()
+        self._ledger.total = 1
+        self._ledger.give_back(first, time.monotonic())
+        forks.watch(self)
+
+    def _start_generation(self) -> None:
+        self._pid = os.getpid()
+        self._condition = asyncio.Condition()
+        self._ledger: Ledger[AsyncSmtpClient] = Ledger(self.max_connections, self.idle_timeout)
+        self._reaper: asyncio.Task[None] | None = None
+        self._generation = object()
+
+    def _forget_parent(self) -> None:
+        closed = self._ledger.closed
+        self._start_generation()
+        self._ledger.closed = closed
+
+    def _current(self) -> asyncio.Condition:
+        if os.getpid() != self._pid:
+            self._forget_parent()
+        return self._condition
+
+    # -- borrowing -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def borrow(self) -> AsyncIterator[AsyncSmtpClient]:
+        """``async with pool.borrow() as client:`` a client for this task alone; closed rather
+        than reused if the block is left by anything but a mailwire error (cancellation...)."""
+        client, generation = await self._acquire(wait=True)
+        assert client is not None
+        try:
+            yield client
+        except SmtpError:
+            await self._release(client, generation)
+            raise
+        except BaseException:
+            await self._release(client, generation, broken=True)
+            raise
+        await self._release(client, generation)
+
+    async def _acquire(self, *, wait: bool) -> tuple[AsyncSmtpClient | None, object]:
+        condition = self._current()
+        deadline = time.monotonic() + self.wait_timeout
+        stale: list[AsyncSmtpClient] = []
+        try:
+            async with condition:
+                generation = self._generation
+                while True:
+                    if self._ledger.closed:
+                        raise SmtpUsageError(f"the pool for {self._description} is closed")
+                    now = time.monotonic()
+                    stale += self._ledger.expire(now)
+                    client = self._ledger.take()
+                    if client is not None or self._ledger.reserve():
+                        break
+                    remaining = deadline - now
+                    if not wait:
+                        return None, generation
+                    if remaining <= 0:
+                        raise SmtpTimeoutError(
+                            f"waiting for a free connection to {self._description} "
+                            f"(all {self.max_connections} in use)", self.wait_timeout)
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(condition.wait(), remaining)
+        finally:
+            for old in stale:
+                await old.close()
+        if client is None:
+            try:
+                client = self._make_client()
+            except BaseException:
+                async with condition:
+                    self._ledger.discard()
+                    condition.notify()
+                raise
+        return client, generation
+
+    async def _release(self, client: AsyncSmtpClient, generation: object, *,
+                       broken: bool = False) -> None:
+        condition = self._current()
+        if generation is not self._generation:
+            return
+        if broken:
+            await client.close()
+        async with condition:
+            closed = self._ledger.closed
+            if broken or closed:
+                self._ledger.discard()
+            else:
+                self._ledger.give_back(client, time.monotonic())
+                self._start_reaper()
+            condition.notify()
+        if closed and not broken:
+            await quit_quietly_async(client)
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.ensure_future(_reap(weakref.ref(self)))
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        message: MessageInput,
+        *,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+    ) -> SendResult:
+        async with self.borrow() as client:
+            return await client.send(message, sender=sender, recipients=recipients)
+
+    async def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str,
+                        body: str, *, html: str | None = None) -> SendResult:
+        async with self.borrow() as client:
+            return await client.send_mail(sender, recipients, subject, body, html=html)
+
+    def send_many(
+        self,
+        messages: Iterable[MessageInput | Outgoing],
+        *,
+        connections: int = 1,
+        max_attempts: int = 4,
+        retry_delay: float = 0.5,
+        messages_per_connection: int | None = None,
+        rate_limit: float | None = None,
+        progress: Progress | None = None,
+    ) -> AsyncIterator[BulkResult]:
+        """``async for result in pool.send_many(...)``; see ``SmtpPool.send_many``."""
+        if connections < 1:
+            raise SmtpUsageError("connections must be at least 1")
+        options: dict[str, Any] = {"max_attempts": max_attempts, "retry_delay": retry_delay,
+                                   "messages_per_connection": messages_per_connection}
+        return self._send_many(messages, connections, rate_limit, progress, options)
+
+    async def _send_many(self, messages: Iterable[MessageInput | Outgoing], connections: int,
+                         rate_limit: float | None, progress: Progress | None,
+                         options: dict[str, Any]) -> AsyncIterator[BulkResult]:
+        async with AsyncExitStack() as borrowed:
+            clients = [await borrowed.enter_async_context(self.borrow())]
+            for _ in range(connections - 1):
+                client, generation = await self._acquire(wait=False)
+                if client is None:
+                    break
+                await borrowed.enter_async_context(_lent(self, client, generation))
+                clients.append(client)
+            async for outcome in spread_async(clients, messages, rate_limit, progress, options):
+                yield outcome
+
+    # -- state and closing -----------------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return self._ledger.idle
+
+    @property
+    def in_use(self) -> int:
+        return self._ledger.in_use
+
+    @property
+    def closed(self) -> bool:
+        return self._ledger.closed
+
+    async def close(self) -> None:
+        """QUIT every idle connection now and every borrowed one when it is given back."""
+        condition = self._current()
+        async with condition:
+            drained = self._ledger.close()
+            condition.notify_all()
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for client in drained:
+            await quit_quietly_async(client)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ledger.closed else (
+            f"{self._ledger.in_use} in use, {self._ledger.idle} idle")
+        return f"<AsyncSmtpPool {self._description} max={self.max_connections} {state}>"
+
+
+@asynccontextmanager
+async def _lent(pool: AsyncSmtpPool, client: AsyncSmtpClient,
+                generation: object) -> AsyncIterator[None]:
+    try:
+        yield
+    except SmtpError:
+        await pool._release(client, generation)
+        raise
+    except BaseException:
+        await pool._release(client, generation, broken=True)
+        raise
+    await pool._release(client, generation)
+
+
+async def _reap(reference: weakref.ref[AsyncSmtpPool]) -> None:
+    while True:
+        pool = reference()
+        if pool is None:
+            return
+        async with pool._current():
+            expiry = pool._ledger.next_expiry()
+            if expiry is None or pool._ledger.closed:
+                return
+            wait = expiry - time.monotonic()
+            stale = pool._ledger.expire(time.monotonic()) if wait <= 0 else []
+        del pool
+        if wait > 0:
+            await asyncio.sleep(wait)
+        for client in stale:
+            await quit_quietly_async(client)
