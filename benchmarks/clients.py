@@ -123,6 +123,20 @@ def mailwire_send_loop(target: Target, count: int, connections: int) -> Outcome:
     return _in_threads(connections, one_connection)
 
 
+def mailwire_async_send_loop(target: Target, count: int, connections: int) -> Outcome:
+    """``AsyncSmtpClient.send`` awaited in a loop on each connection (one task per connection)."""
+    tickets = Tickets(count)
+
+    async def one_connection(outcome: Outcome) -> None:
+        async with mailwire.AsyncSmtpClient(HOST, target.port, security="none",
+                                            timeout=TIMEOUT) as client:
+            while tickets.take():
+                await client.send(target.message, sender=SENDER, recipients=[RECIPIENT])
+                outcome.sent += 1
+
+    return _in_tasks(connections, one_connection)
+
+
 def _bulk_outcome(outcome: Outcome, result: mailwire.BulkResult) -> None:
     if result.sent:
         outcome.sent += 1
@@ -269,6 +283,7 @@ def smtp_source(target: Target, count: int, connections: int) -> Outcome:
 
 SENDERS: dict[str, Sender] = {
     "mailwire-send": mailwire_send_loop,
+    "mailwire-async-send": mailwire_async_send_loop,
     "mailwire-send-many": mailwire_send_many,
     "mailwire-send-many-processes": mailwire_send_many_processes,
     "mailwire-async-send-many": mailwire_async_send_many,

@@ -11,9 +11,7 @@ a fresh process, against the same ``DevServer`` (STARTTLS required, AUTH PLAIN/S
 ``python -m benchmarks.run`` runs it with the other rows. Every run checks that the server
 received exactly what the client reported sent.
 
-The 20 ms round-trip variant needs the WAN benchmark's delay proxy: ``wan_endpoint`` is the
-hook; it returns None (the variant is skipped and the report says so) until
-``benchmarks/delay_proxy.py`` exists.
+The 20 ms round-trip variant runs the same clients through ``benchmarks.delay_proxy``.
 """
 
 from __future__ import annotations
@@ -27,11 +25,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.delay_proxy import DelayProxy
 from mailwire import SmtpClient, SmtpPool
 from mailwire.devserver import Certificates, DevServer, TlsMode
 
@@ -42,14 +41,15 @@ MESSAGE = (b"From: app@example.com\r\nTo: user@example.org\r\nSubject: web reque
 TARGET_AT_20MS = 5.0
 
 
+@contextlib.contextmanager
+def _delayed(server: DevServer) -> Iterator[tuple[str, int]]:
+    with DelayProxy((server.host, server.port), one_way=0.010) as proxy:
+        yield proxy.host, proxy.port
+
+
 def wan_endpoint(server: DevServer) -> AbstractContextManager[tuple[str, int]] | None:
-    """THE HOOK for the 20 ms RTT variant: a context manager giving (host, port) of a delay
-    proxy in front of ``server``, or None while ``benchmarks/delay_proxy.py`` is missing."""
-    try:
-        from benchmarks import delay_proxy  # noqa: F401
-    except ImportError:
-        return None
-    return None  # wire delay_proxy here once it lands (see the module docstring)
+    """The 20 ms RTT variant: (host, port) of a delay proxy in front of ``server``."""
+    return _delayed(server)
 
 
 def run(messages: int = 2000, threads: int = 8, directory: Path | None = None) -> dict[str, Any]:

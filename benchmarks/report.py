@@ -85,6 +85,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add(name, value, f">= {factor:g}x", value is not None and value >= factor,
             f"{value:.2f}x" if value is not None else "")
 
+    value = small_ratio("mailwire-send-many/1", "pipelined-socket/1")
+    add("1 connection: send_many vs the bare-socket ceiling", value, ">= 0.95x",
+        value is not None and value >= 0.95, f"{value:.2f}x" if value is not None else "")
+
     bulk = [(small_ratio(f"{client}/4", "smtp-source/4"), client) for client in MAILWIRE_BULK]
     measured = [(value, client) for value, client in bulk if value is not None]
     if measured:

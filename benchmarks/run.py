@@ -1,7 +1,8 @@
 """The benchmark command: ``python -m benchmarks.run [--quick] [--json FILE] [--png FILE]``.
 
-Starts Postfix's ``smtp-sink`` and three ``DevServer``s, runs every row (see README.md), stops
-the servers, prints the table and the targets, and writes the JSON and the chart if asked.
+Starts Postfix's ``smtp-sink``, a Postfix ``smtpd`` and ``DevServer``s, runs every row (see
+README.md; the WAN rows through a 20 ms delay proxy), stops the servers, prints the tables and
+the targets, and writes the JSON and the chart if asked.
 ``--profile ROW`` runs one row under cProfile instead and prints the functions with the most
 own time.
 """
@@ -22,7 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, corpus, measure, pool_web, report
+from benchmarks import chart, corpus, measure, pool_web, report, wan
 from benchmarks.measure import LARGE_CLIENTS, MIB, SMALL_CLIENTS
 from benchmarks.profiling import top_functions
 from benchmarks.sinks import SmtpSink, TlsServers
@@ -142,10 +143,12 @@ def run(plan: Plan, quick: bool, directory: Path) -> dict[str, Any]:
                                              plan.auto_iterations, GREETING_TIMEOUT)
     print("DevServer: web-like sending through a pool ...", file=sys.stderr, flush=True)
     results["pool_web"] = pool_web.run(500 if quick else 2000, 8, directory)
+    print("Postfix and smtp-sink, 20 ms away ...", file=sys.stderr, flush=True)
+    results["wan"] = wan.run(quick, directory)
     results["meta"]["loadavg_after"] = _loadavg()
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     report.add_ratios(results)
-    results["targets"] = report.targets(results)
+    results["targets"] = report.targets(results) + wan.targets(results["wan"])
     return results
 
 
@@ -183,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run(plan, arguments.quick, directory)
     print(report.render(results))
     print("\n" + pool_web.render(results["pool_web"]))
+    print("\n" + wan.render(results["wan"]))
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(f"\nJSON written to {arguments.json}")

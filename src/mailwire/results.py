@@ -56,6 +56,8 @@ class ConnectionInfo:
     remote_address: tuple[Any, ...] = field(default=())
     peer_certificate: bytes | None = field(default=None, repr=False)
     """The server's certificate (DER) on a TLS connection."""
+    tls_resumed: bool = False
+    """The TLS session of an earlier connection to the server was resumed (no full handshake)."""
 
     @property
     def supported_authentication(self) -> SmtpKnownAuthenticationType:

@@ -177,6 +177,7 @@ class Session(AuthenticationFlows):
             local_address=transport.local_address if transport else (),
             remote_address=transport.remote_address if transport else (),
             peer_certificate=tls.peer_certificate if tls else None,
+            tls_resumed=tls.resumed if tls else False,
         )
         return self.info
 

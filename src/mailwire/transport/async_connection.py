@@ -18,6 +18,7 @@ from typing import Any
 from python_socks.async_.asyncio import Proxy as SocksConnector
 
 from mailwire.errors import ConnectionLostError, SmtpSecurityError
+from mailwire.transport import resumption
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.details import TlsDetails, TransportDetails
 from mailwire.transport.endpoint import Endpoint, EndpointHolder
@@ -169,11 +170,13 @@ class AsyncConnection(EndpointHolder):
             async with asyncio.timeout(timeout):
                 # asyncio's own handshake timeout aborts the connection, which would read as the
                 # server dropping the handshake: it is set later than ours, which always wins.
-                upgraded = await loop.start_tls(
-                    transport, protocol, endpoint.ssl_context,
-                    server_hostname=endpoint.server_hostname,
-                    ssl_handshake_timeout=timeout + _HANDSHAKE_TIMEOUT_MARGIN,
-                )
+                with resumption.offering(resumption.recall(endpoint.ssl_context,
+                                                           endpoint.tls_server)):
+                    upgraded = await loop.start_tls(
+                        transport, protocol, endpoint.ssl_context,
+                        server_hostname=endpoint.server_hostname,
+                        ssl_handshake_timeout=timeout + _HANDSHAKE_TIMEOUT_MARGIN,
+                    )
             if upgraded is None:
                 raise ConnectionLostError("the connection closed during the TLS handshake")
             protocol.transport = upgraded
@@ -185,7 +188,8 @@ class AsyncConnection(EndpointHolder):
             raise translate_handshake(error, endpoint.describe(), timeout,
                                       describe_offered(endpoint.tls)) from error
         return self._details(TlsDetails(ssl_object.version() or "",
-                                        (ssl_object.cipher() or ("",))[0], certificate))
+                                        (ssl_object.cipher() or ("",))[0], certificate,
+                                        ssl_object.session_reused))
 
     def write_now(self, data: bytes, phase: str, timeout: float) -> None:
         """Hand ``data`` to the transport (it never waits); ``must_drain`` then says whether
@@ -250,6 +254,11 @@ class AsyncConnection(EndpointHolder):
         if protocol is None or protocol.transport is None:
             return
         transport = protocol.transport
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and self._endpoint is not None:
+            with contextlib.suppress(Exception):
+                resumption.remember(self._endpoint.ssl_context, self._endpoint.tls_server,
+                                    ssl_object.session)
         if protocol.closed or transport.get_write_buffer_size():
             transport.abort()
         else:

@@ -11,6 +11,7 @@ class TlsDetails:
     version: str
     cipher: str
     peer_certificate: bytes | None = None
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

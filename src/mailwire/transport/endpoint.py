@@ -51,6 +51,11 @@ class Endpoint:
         return self.host.strip("[]")
 
     @property
+    def tls_server(self) -> tuple[str, int]:
+        """Whose TLS sessions may be resumed on this connection: the server's name and port."""
+        return self.server_hostname, self.port
+
+    @property
     def connect_address(self) -> tuple[str, int]:
         """The first hop of the connection: the proxy when there is one, else the server."""
         if self.proxy is not None:

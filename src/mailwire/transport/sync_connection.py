@@ -11,6 +11,7 @@ from typing import Any
 from python_socks.sync import Proxy as SocksConnector
 
 from mailwire.errors import ConnectionLostError
+from mailwire.transport import resumption
 from mailwire.transport.certificates import check_with_callback
 from mailwire.transport.deadline import DeadlineSocket, handshake_within
 from mailwire.transport.details import TlsDetails, TransportDetails
@@ -52,7 +53,8 @@ class SyncConnection(EndpointHolder):
             self._timeout = timeout
             endpoint = self._require_endpoint()
             wrapped = endpoint.ssl_context.wrap_socket(
-                sock, server_hostname=endpoint.server_hostname, do_handshake_on_connect=False
+                sock, server_hostname=endpoint.server_hostname, do_handshake_on_connect=False,
+                session=resumption.recall(endpoint.ssl_context, endpoint.tls_server),
             )
             self._socket = wrapped
             handshake_within(wrapped, timeout)
@@ -64,7 +66,7 @@ class SyncConnection(EndpointHolder):
             raise translate_handshake(error, self._where(), timeout, offered) from error
         certificate = wrapped.getpeercert(binary_form=True)
         return self._details(TlsDetails(wrapped.version() or "", (wrapped.cipher() or ("",))[0],
-                                        certificate))
+                                        certificate, bool(wrapped.session_reused)))
 
     def send(self, data: bytes, phase: str, timeout: float) -> None:
         sock = self._require_socket()
@@ -119,6 +121,10 @@ class SyncConnection(EndpointHolder):
 
     def close(self) -> None:
         sock, self._socket = self._socket, None
+        if isinstance(sock, ssl.SSLSocket) and self._endpoint is not None:
+            with contextlib.suppress(Exception):
+                resumption.remember(self._endpoint.ssl_context, self._endpoint.tls_server,
+                                    sock.session)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()

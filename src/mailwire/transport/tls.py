@@ -19,6 +19,7 @@ from enum import Flag
 from typing import TYPE_CHECKING
 
 from mailwire.errors import SmtpSecurityError, SmtpUsageError
+from mailwire.transport import resumption
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -167,8 +168,10 @@ def describe_offered(settings: TlsSettings) -> str:
 @functools.lru_cache(maxsize=16)
 def context_for(settings: TlsSettings) -> ssl.SSLContext:
     """The context for ``settings``, built once (loading CAs costs milliseconds) and shared by
-    every connection, thread and client with the same settings."""
-    return settings.context()
+    every connection, thread and client with the same settings; the contexts mailwire builds
+    resume TLS sessions (``resumption``)."""
+    context = settings.context()
+    return context if settings.ssl_context is not None else resumption.enable(context)
 
 
 def default_context() -> ssl.SSLContext:
