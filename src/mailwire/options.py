@@ -12,7 +12,13 @@ import ssl
 from collections.abc import Callable, Mapping
 from typing import Self
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.auth import (
+    AllowedAuthentication,
+    Credentials,
+    OAuthTokenSource,
+    Secret,
+    SmtpKnownAuthenticationType,
+)
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
@@ -43,8 +49,8 @@ class ClientOptions:
         *,
         timeout: float = 100.0,
         greeting_timeout: float = 10.0,
-        oauth_token: str | None = None,
-        allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL,
+        oauth_token: OAuthTokenSource | None = None,
+        allowed_authentication: AllowedAuthentication = SmtpKnownAuthenticationType.ALL,
         allow_plaintext_credentials: bool = False,
         local_hostname: str | None = None,
         proxy: Proxy | str | None = None,
@@ -161,9 +167,11 @@ class ClientOptions:
         return Endpoint(self.host, port, settings, proxy, bind)
 
     def credentials(self) -> Credentials | None:
+        """The user name with the password and OAuth token (or token provider), secrets wrapped
+        here so that no frame of the check below holds them as plain text."""
         if self.username is None:
             return None
-        return Credentials(self.username, self.password, self.oauth_token)
+        return Credentials(self.username, Secret.of(self.password), self.oauth_token)
 
     def session_settings(self) -> SessionSettings:
         return SessionSettings(

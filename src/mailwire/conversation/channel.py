@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.auth import AllowedAuthentication, Credentials, SmtpKnownAuthenticationType
 from mailwire.conversation.requests import Close, Flow, Read, Write
 from mailwire.errors import (
     ConnectionLostError,
@@ -48,7 +48,7 @@ class SessionSettings:
     greeting_timeout: float
     local_hostname: str | None
     credentials: Credentials | None = None
-    allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL
+    allowed_authentication: AllowedAuthentication = SmtpKnownAuthenticationType.ALL
     allow_plaintext_credentials: bool = False
 
 
