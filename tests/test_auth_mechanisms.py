@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 from scramp import ScramException, ScramMechanism
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType, choose, registered
+from mailwire.auth import (
+    Credentials,
+    SmtpKnownAuthenticationType,
+    choose,
+    registered,
+    supported_flags,
+)
 from mailwire.auth.cram_md5 import CramMd5
 from mailwire.auth.login import Login
 from mailwire.auth.mechanism import SaslFlow
-from mailwire.auth import supported_flags
 from mailwire.auth.plain import Plain
 from mailwire.auth.scram import ScramSha1, ScramSha256
 from mailwire.auth.xoauth2 import XOAuth2

@@ -62,12 +62,18 @@ def choose(offered: tuple[str, ...], allowed: AllowedAuthentication, credentials
     if not candidates:
         secret = ("an OAuth token" if credentials.has_token else
                   "a password" if credentials.password is not None else "no password or token")
-        where = f" at {context.host}:{context.port}" if context.host else ""
+        where = f" at {_address(context)}" if context.host else ""
         raise AuthenticationError(
             f"no common authentication mechanism{where}: the server offers "
             f"{list(offered) or 'none'}, allowed are {describe(permitted)} with {secret}"
         )
     return min(candidates, key=lambda mechanism: rank(mechanism.name()))
+
+
+def _address(context: AuthContext) -> str:
+    host = context.host.strip("[]")
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{context.port}"
 
 
 def describe(names: frozenset[str]) -> list[str]:
