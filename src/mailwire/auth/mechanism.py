@@ -74,7 +74,7 @@ class Mechanism(ABC):
 
     @classmethod
     def name(cls) -> str:
-        return cls.sasl_name or cls.flag.mechanism_name
+        return cls.sasl_name or (cls.flag.mechanism_name if cls.flag else "")
 
     @classmethod
     def usable_with(cls, credentials: Credentials) -> bool:
