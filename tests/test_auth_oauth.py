@@ -189,7 +189,7 @@ def test_a_failing_provider_is_an_authentication_error() -> None:
     def broken(ignore_existing_token: bool) -> str:
         raise OSError("the issuer is unreachable")
 
-    with pytest.raises(AuthenticationError, match="token provider failed .OSError.") as caught:
+    with pytest.raises(AuthenticationError, match=r"token provider failed \(OSError\)") as caught:
         access_token(broken)
     assert isinstance(caught.value.__cause__, OSError)
 

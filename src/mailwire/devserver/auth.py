@@ -40,6 +40,8 @@ certificate to bind to (``channel_binding_certificate``), EXTERNAL without TLS.
 from __future__ import annotations
 
 import binascii
+import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -47,7 +49,7 @@ import logging
 import secrets
 import time
 from base64 import b64decode
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +67,9 @@ XOAUTH2_ERROR = {"status": "401", "schemes": "Bearer", "scope": "https://mail.go
 OAUTHBEARER_ERROR = {"status": "invalid_token", "scope": "https://mail.example.test/",
                      "openid-configuration": "https://auth.example.test/.well-known/openid"}
 CHANNEL_BINDING = "tls-server-end-point"
+AUTH_RESPONSE_LIMIT = 12288 + 2
+"""Octets of a SASL response line, CRLF included, that a server must take (RFC 4954 section 4);
+aiosmtpd reads every line with its 1001-octet command limit."""
 
 
 def _drop_login_data_deprecation(record: logging.LogRecord) -> bool:
@@ -93,6 +98,30 @@ def validate_mechanisms(names: Sequence[str]) -> tuple[str, ...]:
     if len(set(mechanisms)) != len(mechanisms):
         raise ValueError(f"SASL mechanisms repeated in {mechanisms}")
     return mechanisms
+
+
+@contextlib.contextmanager
+def _long_responses(smtp: SMTP) -> Iterator[None]:
+    """Let the client's SASL responses be as long as RFC 4954 allows, during one exchange."""
+    reader: Any = smtp._reader
+    saved = reader._limit
+    reader._limit = max(saved, AUTH_RESPONSE_LIMIT)
+    try:
+        yield
+    finally:
+        reader._limit = saved
+
+
+Method = Callable[[Any, SMTP, list[str]], Awaitable[AuthResult]]
+
+
+def _taking_long_responses(method: Method) -> Method:
+    @functools.wraps(method)
+    async def exchange(self: Any, smtp: SMTP, args: list[str]) -> AuthResult:
+        with _long_responses(smtp):
+            return await method(self, smtp, args)
+
+    return exchange
 
 
 def _matches(expected: str | None, given: bytes) -> bool:
@@ -207,6 +236,7 @@ class SaslMechanisms:
         return AuthResult(success=True, auth_data=AuthenticatedUser(mechanism, user))
 
     @auth_mechanism("CRAM-MD5")
+    @_taking_long_responses
     async def auth_cram_md5(self, smtp: SMTP, args: list[str]) -> AuthResult:
         if len(args) > 1:
             await smtp.push("501 5.5.2 CRAM-MD5 takes no initial response")
@@ -226,30 +256,37 @@ class SaslMechanisms:
         return AuthResult(success=True, auth_data=AuthenticatedUser("CRAM-MD5", user))
 
     @auth_mechanism("SCRAM-SHA-1")
+    @_taking_long_responses
     async def auth_scram_sha_1(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-1", smtp, args)
 
     @auth_mechanism("SCRAM-SHA-256")
+    @_taking_long_responses
     async def auth_scram_sha_256(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-256", smtp, args)
 
     @auth_mechanism("SCRAM-SHA-512")
+    @_taking_long_responses
     async def auth_scram_sha_512(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-512", smtp, args)
 
     @auth_mechanism("SCRAM-SHA-1-PLUS")
+    @_taking_long_responses
     async def auth_scram_sha_1_plus(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-1-PLUS", smtp, args)
 
     @auth_mechanism("SCRAM-SHA-256-PLUS")
+    @_taking_long_responses
     async def auth_scram_sha_256_plus(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-256-PLUS", smtp, args)
 
     @auth_mechanism("SCRAM-SHA-512-PLUS")
+    @_taking_long_responses
     async def auth_scram_sha_512_plus(self, smtp: SMTP, args: list[str]) -> AuthResult:
         return await self._scram("SCRAM-SHA-512-PLUS", smtp, args)
 
     @auth_mechanism("XOAUTH2")
+    @_taking_long_responses
     async def auth_xoauth2(self, smtp: SMTP, args: list[str]) -> AuthResult:
         """Google's XOAUTH2: a failure is a 334 JSON error, an empty reply, then 535."""
         response = await _initial_response(smtp, args)
@@ -264,6 +301,7 @@ class SaslMechanisms:
         return _failed_without_answer()
 
     @auth_mechanism("OAUTHBEARER")
+    @_taking_long_responses
     async def auth_oauthbearer(self, smtp: SMTP, args: list[str]) -> AuthResult:
         """RFC 7628: a failure is a 334 JSON error, the client's ``\x01``, then 535."""
         response = await _initial_response(smtp, args)
@@ -282,6 +320,7 @@ class SaslMechanisms:
         return _failed_without_answer()
 
     @auth_mechanism("EXTERNAL")
+    @_taking_long_responses
     async def auth_external(self, smtp: SMTP, args: list[str]) -> AuthResult:
         """The verified client certificate's identity; the authorization identity sent must
         be empty or the same."""
