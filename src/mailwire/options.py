@@ -19,6 +19,7 @@ from mailwire.auth import (
     Secret,
     SmtpKnownAuthenticationType,
 )
+from mailwire.auth.tokens import wrapped
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
@@ -171,7 +172,7 @@ class ClientOptions:
         here so that no frame of the check below holds them as plain text."""
         if self.username is None:
             return None
-        return Credentials(self.username, Secret.of(self.password), self.oauth_token)
+        return Credentials(self.username, Secret.of(self.password), wrapped(self.oauth_token))
 
     def session_settings(self) -> SessionSettings:
         return SessionSettings(

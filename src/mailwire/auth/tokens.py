@@ -84,6 +84,11 @@ OAuthTokenSource: TypeAlias = "str | Secret | OAuthToken | TokenProvider | Token
 """What ``oauth_token`` accepts: a token, or a provider of tokens."""
 
 
+def wrapped(source: OAuthTokenSource | None) -> OAuthTokenSource | None:
+    """A token given as text wrapped in ``Secret``; a provider (or None) as it is."""
+    return Secret(source) if isinstance(source, str) else source
+
+
 def is_provider(source: object) -> bool:
     return isinstance(source, TokenProvider) or (
         callable(source) and not isinstance(source, str | Secret | OAuthToken))
