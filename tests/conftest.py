@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.sinks",
     "tests.support.postfix",
     "tests.support.chaos",
+    "tests.support.dovecot_sasl",
 ]
