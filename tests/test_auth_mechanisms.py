@@ -11,13 +11,16 @@ import pytest
 from scramp import ScramException, ScramMechanism
 
 from mailwire.auth import (
+    AuthContext,
     Credentials,
+    SecretBytes,
     SmtpKnownAuthenticationType,
     choose,
     registered,
     supported_flags,
 )
 from mailwire.auth.cram_md5 import CramMd5
+from mailwire.auth.external import External
 from mailwire.auth.login import Login
 from mailwire.auth.mechanism import SaslFlow
 from mailwire.auth.plain import Plain
@@ -357,3 +360,42 @@ def test_mechanism_names() -> None:
     assert Auth.CRAM_MD5.mechanism_name == "CRAM-MD5"
     assert Auth.SCRAM_SHA_256.mechanism_name == "SCRAM-SHA-256"
     assert CramMd5.name() == "CRAM-MD5"
+
+
+# -- EXTERNAL ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("username", "initial"), [("", b""), ("alice@example.com",
+                                                                 b"alice@example.com")])
+def test_external_sends_the_authorization_identity(username: str, initial: bytes) -> None:
+    flow = External(Credentials(username)).flow()
+    assert next(flow) == initial  # empty: "AUTH EXTERNAL =", the identity from the certificate
+    assert finished(flow)
+
+
+def test_external_needs_tls_with_a_client_certificate() -> None:
+    assert External.usable_with(Credentials(""))
+    assert External.usable_on(AuthContext(tls=True, client_certificate=True))
+    assert not External.usable_on(AuthContext(tls=True, client_certificate=False))
+    assert not External.usable_on(AuthContext(tls=False, client_certificate=True))
+
+
+# -- what carries a secret is redacted --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", [Plain, XOAuth2])
+def test_initial_responses_are_secret(mechanism: type[Plain]) -> None:
+    credentials = Credentials("tim", "tanstaaftanstaaf", "ya29.token")
+    first = next(mechanism(credentials).flow())
+    assert isinstance(first, SecretBytes)
+    assert "tanstaaf" not in repr(first) and "ya29" not in str(first)
+
+
+def test_login_and_cram_md5_responses_are_secret() -> None:
+    login = Login(PASSWORD).flow()
+    next(login)
+    assert isinstance(login.send(b"Username:"), SecretBytes)
+    assert isinstance(login.send(b"Password:"), SecretBytes)
+    cram = CramMd5(PASSWORD).flow()
+    next(cram)
+    assert isinstance(cram.send(b"<1@host>"), SecretBytes)
