@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.support.pooling",
     "tests.support.django_envs",
     "tests.support.celery_worker",
+    "tests.support.dovecot_sasl",
 ]

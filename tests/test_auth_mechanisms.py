@@ -10,10 +10,19 @@ from typing import Any
 import pytest
 from scramp import ScramException, ScramMechanism
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType, choose, registered
+from mailwire.auth import (
+    AuthContext,
+    Credentials,
+    SecretBytes,
+    SmtpKnownAuthenticationType,
+    choose,
+    registered,
+    supported_flags,
+)
 from mailwire.auth.cram_md5 import CramMd5
+from mailwire.auth.external import External
 from mailwire.auth.login import Login
-from mailwire.auth.mechanism import SaslFlow, supported_flags
+from mailwire.auth.mechanism import SaslFlow
 from mailwire.auth.plain import Plain
 from mailwire.auth.scram import ScramSha1, ScramSha256
 from mailwire.auth.xoauth2 import XOAuth2
@@ -275,8 +284,12 @@ ALL_OFFERED = ("LOGIN", "PLAIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "XO
 PASSWORD_ORDER = ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"]
 
 
+BUILTIN = (*ALL_OFFERED, "SCRAM-SHA-512", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS",
+           "SCRAM-SHA-512-PLUS", "OAUTHBEARER", "EXTERNAL", "NTLM", "GSSAPI")
+
+
 def test_registry_holds_every_builtin() -> None:
-    assert set(registered()) == {*ALL_OFFERED, "NTLM", "GSSAPI"}
+    assert set(registered()) == set(BUILTIN)
 
 
 def test_choose_strongest_for_a_password() -> None:
@@ -340,10 +353,49 @@ def test_choose_raises_when_nothing_is_allowed() -> None:
 def test_supported_flags() -> None:
     assert supported_flags(("PLAIN", "DIGEST-MD5", "SCRAM-SHA-1")) == Auth.PLAIN | Auth.SCRAM_SHA_1
     assert supported_flags(()) == Auth.NONE
-    assert supported_flags((*ALL_OFFERED, "NTLM", "GSSAPI")) == Auth.ALL
+    assert supported_flags(BUILTIN) == Auth.ALL
 
 
 def test_mechanism_names() -> None:
     assert Auth.CRAM_MD5.mechanism_name == "CRAM-MD5"
     assert Auth.SCRAM_SHA_256.mechanism_name == "SCRAM-SHA-256"
     assert CramMd5.name() == "CRAM-MD5"
+
+
+# -- EXTERNAL ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("username", "initial"), [("", b""), ("alice@example.com",
+                                                                 b"alice@example.com")])
+def test_external_sends_the_authorization_identity(username: str, initial: bytes) -> None:
+    flow = External(Credentials(username)).flow()
+    assert next(flow) == initial  # empty: "AUTH EXTERNAL =", the identity from the certificate
+    assert finished(flow)
+
+
+def test_external_needs_tls_with_a_client_certificate() -> None:
+    assert External.usable_with(Credentials(""))
+    assert External.usable_on(AuthContext(tls=True, client_certificate=True))
+    assert not External.usable_on(AuthContext(tls=True, client_certificate=False))
+    assert not External.usable_on(AuthContext(tls=False, client_certificate=True))
+
+
+# -- what carries a secret is redacted --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", [Plain, XOAuth2])
+def test_initial_responses_are_secret(mechanism: type[Plain]) -> None:
+    credentials = Credentials("tim", "tanstaaftanstaaf", "ya29.token")
+    first = next(mechanism(credentials).flow())
+    assert isinstance(first, SecretBytes)
+    assert "tanstaaf" not in repr(first) and "ya29" not in str(first)
+
+
+def test_login_and_cram_md5_responses_are_secret() -> None:
+    login = Login(PASSWORD).flow()
+    next(login)
+    assert isinstance(login.send(b"Username:"), SecretBytes)
+    assert isinstance(login.send(b"Password:"), SecretBytes)
+    cram = CramMd5(PASSWORD).flow()
+    next(cram)
+    assert isinstance(cram.send(b"<1@host>"), SecretBytes)

@@ -38,8 +38,10 @@ TOKENS = {USER: TOKEN}
 MESSAGE = b"From: alice@example.com\r\nTo: bob@example.org\r\nSubject: auth\r\n\r\nhi\r\n"
 Auth = SmtpKnownAuthenticationType
 FLAGS = {flag.mechanism_name: flag for flag in Auth if flag not in (Auth.NONE, Auth.ALL)}
-# From the weakest to the strongest, as the issue orders them (XOAUTH2 needs a token).
-STRENGTH_ORDER = ["LOGIN", "PLAIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"]
+TOKEN_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
+# Password mechanisms from the weakest to the strongest (README "Authentication").
+STRENGTH_ORDER = ["LOGIN", "PLAIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512",
+                  "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512-PLUS"]
 Servers = Callable[..., DevServer]
 
 
@@ -70,7 +72,7 @@ def tls_client(server: DevServer, certificates: Certificates, **options: Any) ->
 
 
 def secret_for(mechanism: str, good: bool) -> dict[str, str]:
-    if mechanism == "XOAUTH2":
+    if mechanism in TOKEN_MECHANISMS:
         return {"oauth_token": TOKEN if good else "ya29.wrong-token"}
     return {"password": PASSWORD if good else "wrong password"}
 
@@ -118,8 +120,10 @@ def test_bad_credentials_fail_with_535_and_no_other_mechanism_is_tried(
     # The server offers everything; the client may use the mechanism under test and every
     # weaker one, so a client that cycled on 535 would have somewhere to go.
     server = servers()
-    if mechanism == "XOAUTH2":
-        allowed = Auth.ALL
+    if mechanism in TOKEN_MECHANISMS:
+        allowed = FLAGS[mechanism]
+        for name in STRENGTH_ORDER:
+            allowed |= FLAGS[name]
         # A correct password too: falling back to SCRAM after the 535 would even succeed.
         secrets = {"oauth_token": "ya29.wrong-token", "password": PASSWORD}
     else:
@@ -181,7 +185,10 @@ def test_535_stops_server_side_view(scripted_server: ScriptedServerFactory) -> N
         (("LOGIN", "PLAIN", "CRAM-MD5"), "CRAM-MD5"),
         (("CRAM-MD5", "SCRAM-SHA-1", "PLAIN"), "SCRAM-SHA-1"),
         (("SCRAM-SHA-1", "SCRAM-SHA-256", "LOGIN"), "SCRAM-SHA-256"),
-        (ALL_MECHANISMS, "SCRAM-SHA-256"),  # XOAUTH2 is offered but there is no token
+        (("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"), "SCRAM-SHA-512"),
+        (("SCRAM-SHA-512", "SCRAM-SHA-1-PLUS"), "SCRAM-SHA-1-PLUS"),  # bound beats unbound
+        (("SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS", "CRAM-MD5"), "SCRAM-SHA-256-PLUS"),
+        (ALL_MECHANISMS, "SCRAM-SHA-512-PLUS"),  # token mechanisms offered, but no token
     ],
 )
 def test_the_strongest_common_mechanism_is_chosen(
@@ -194,14 +201,18 @@ def test_the_strongest_common_mechanism_is_chosen(
     assert received.auth_mechanism == expected
 
 
-def test_token_only_uses_xoauth2_even_when_stronger_password_mechanisms_are_offered(
-    servers: Servers, certificates: Certificates
+@pytest.mark.parametrize(("offered", "expected"), [
+    (ALL_MECHANISMS, "OAUTHBEARER"),
+    (tuple(name for name in ALL_MECHANISMS if name != "OAUTHBEARER"), "XOAUTH2"),
+])
+def test_a_token_is_used_even_when_password_mechanisms_are_offered(
+    servers: Servers, certificates: Certificates, offered: tuple[str, ...], expected: str
 ) -> None:
-    server = servers()
-    with tls_client(server, certificates, oauth_token=TOKEN) as client:
+    server = servers(mechanisms=offered)
+    with tls_client(server, certificates, oauth_token=TOKEN, password=PASSWORD) as client:
         client.send(MESSAGE)
     (received,) = server.wait_for_messages(1)
-    assert received.auth_mechanism == "XOAUTH2"
+    assert received.auth_mechanism == expected
 
 
 @pytest.mark.parametrize(
@@ -345,7 +356,7 @@ def test_credentials_are_not_sent_over_plaintext_without_opt_in(
         client.send(MESSAGE)
     (received,) = server.wait_for_messages(1)
     assert received.auth_user == USER
-    assert received.auth_mechanism == "SCRAM-SHA-256"
+    assert received.auth_mechanism == "SCRAM-SHA-512"  # no -PLUS without TLS
     assert received.tls_version is None
 
 

@@ -1,7 +1,8 @@
 """No secret anywhere a client shows things: logs at every level, reprs, exceptions, connection
 info (SECURITY.md item 5), on both clients.
 
-Secrets: passwords (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256), OAuth tokens (XOAUTH2),
+Secrets: passwords (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1/256/512, SCRAM-SHA-256-PLUS), OAuth
+tokens (XOAUTH2, OAUTHBEARER),
 every AUTH payload in base64 (the initial response and each continuation line), and proxy
 credentials (SOCKS5 and HTTP, given as objects or in a ``user:pass@`` URL), with the right and
 the wrong secret. What is searched: every log record that reaches a handler on the ``mailwire``
@@ -46,7 +47,9 @@ PASSWORD = "Pa55-right-Tr0ub4dor"
 WRONG_PASSWORD = "Pa55-wrong-Tr0ub4dor"
 TOKEN = "ya29.right-oauth-bearer-token"
 WRONG_TOKEN = "ya29.wrong-oauth-bearer-token"
-MECHANISMS = ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "XOAUTH2"]
+MECHANISMS = ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512",
+              "SCRAM-SHA-256-PLUS", "XOAUTH2", "OAUTHBEARER"]
+TOKEN_MECHANISMS = ("XOAUTH2", "OAUTHBEARER")
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MESSAGE = b"From: alice@example.com\r\nTo: bob@example.org\r\nSubject: s\r\n\r\nbody\r\n"
 SERVER_LOGGERS = ("mail.log",)  # aiosmtpd: the test server's log, not the client's
@@ -171,7 +174,7 @@ def auth_server(certificates: Certificates) -> Iterator[DevServer]:
 def auth_client(make_client: ClientFactory, server: DevServer, certificates: Certificates,
                 mechanism: str, secret: str) -> Client:
     allowed = SmtpKnownAuthenticationType[mechanism.replace("-", "_")]
-    secrets: dict[str, Any] = ({"oauth_token": secret} if mechanism == "XOAUTH2"
+    secrets: dict[str, Any] = ({"oauth_token": secret} if mechanism in TOKEN_MECHANISMS
                                else {"password": secret})
     return make_client("localhost", server.port, USER, security=SecurityOptions.SSL_IMPLICIT,
                        timeout=5.0, ssl_context=certificates.client_context(),
@@ -181,7 +184,7 @@ def auth_client(make_client: ClientFactory, server: DevServer, certificates: Cer
 def run_auth(make_client: ClientFactory, server: DevServer, certificates: Certificates,
              mechanism: str, right: bool) -> list[str]:
     """Send with the right secret, or fail with the wrong one; what the client showed."""
-    secret = (TOKEN if right else WRONG_TOKEN) if mechanism == "XOAUTH2" else (
+    secret = (TOKEN if right else WRONG_TOKEN) if mechanism in TOKEN_MECHANISMS else (
         PASSWORD if right else WRONG_PASSWORD)
     client = auth_client(make_client, server, certificates, mechanism, secret)
     shown = described(client)

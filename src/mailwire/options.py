@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar, Self
 
 from mailwire import option_checks
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.auth import (
+    AllowedAuthentication,
+    Credentials,
+    OAuthTokenSource,
+    Secret,
+    SmtpKnownAuthenticationType,
+)
+from mailwire.auth.tokens import wrapped
 from mailwire.config import Settings, apply_settings, load_settings, require_host
 from mailwire.conversation.channel import Login
 from mailwire.conversation.client_core import ClientCore
@@ -62,8 +69,8 @@ class ClientOptions:
         *,
         timeout: float = 100.0,
         greeting_timeout: float = 10.0,
-        oauth_token: str | None = None,
-        allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL,
+        oauth_token: OAuthTokenSource | None = None,
+        allowed_authentication: AllowedAuthentication = SmtpKnownAuthenticationType.ALL,
         allow_plaintext_credentials: bool = False,
         local_hostname: str | None = None,
         proxy: Proxy | str | None = None,
@@ -307,9 +314,11 @@ class ClientOptions:
         return Endpoint(self.host, port, settings, proxy, bind)
 
     def credentials(self) -> Credentials | None:
+        """The user name with the password and OAuth token (or token provider), secrets wrapped
+        here so that no frame of the check below holds them as plain text."""
         if self.username is None:
             return None
-        return Credentials(self.username, self.password, self.oauth_token)
+        return Credentials(self.username, Secret.of(self.password), wrapped(self.oauth_token))
 
     def _login(self) -> Login:
         """How the next login goes (read when a connection authenticates)."""

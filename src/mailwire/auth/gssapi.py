@@ -45,9 +45,6 @@ _MUTUAL_AUTH = 0x00000002  # spnego.ContextReq.mutual_auth, GSS_C_MUTUAL_FLAG
 @register
 class Gssapi(Mechanism):
     flag = SmtpKnownAuthenticationType.GSSAPI
-    # The strongest: no secret crosses the network, the server proves its identity, and the
-    # exchange gives an eavesdropper nothing to guess a password from.
-    strength = 60
     #: ``service@host`` to ask a ticket for; None means ``smtp@`` the host name as given.
     service: ClassVar[str | None] = None
     #: A credential cache (``FILE:/path``, ``KCM:``...) instead of the default one.
@@ -76,7 +73,7 @@ class Gssapi(Mechanism):
         return type(cls.__name__, (cls,), settings)
 
     def service_name(self) -> str:
-        return self.service or f"smtp@{self.server_host}"
+        return self.service or f"smtp@{self.context.host}"
 
     def flow(self) -> SaslFlow:
         target = self.service_name()

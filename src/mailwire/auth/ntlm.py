@@ -23,9 +23,6 @@ _NTLMV2_ONLY = 3
 @register
 class Ntlm(Mechanism):
     flag = SmtpKnownAuthenticationType.NTLM
-    # Above CRAM-MD5 (the server keeps a hash, not the password; a client nonce and a timestamp
-    # go into the answer), below SCRAM (no proof of the server, a fast hash to attack offline).
-    strength = 35
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -39,7 +36,7 @@ class Ntlm(Mechanism):
             context = spnego.client(
                 self.credentials.username,
                 self.password,
-                hostname=self.server_host or "unspecified",
+                hostname=self.context.host or "unspecified",
                 service="smtp",
                 protocol="ntlm",
                 options=spnego.NegotiateOptions.use_ntlm,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from mailwire.auth.mechanism import Mechanism, SaslFlow, SmtpKnownAuthenticationType, register
+from mailwire.auth.secret import SecretBytes
 from mailwire.errors import SmtpUsageError
 
 
 @register
 class Plain(Mechanism):
     flag = SmtpKnownAuthenticationType.PLAIN
-    strength = 20
 
     def flow(self) -> SaslFlow:
-        username, password = self.credentials.username, self.password
+        username, password = self.credentials.username, self.password_secret
         if "\0" in username or "\0" in password:
             raise SmtpUsageError("PLAIN credentials must not contain NUL")
-        yield b"\0" + username.encode() + b"\0" + password.encode()
+        yield SecretBytes(b"\0" + username.encode() + b"\0" + password.utf8("password"))

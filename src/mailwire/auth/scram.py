@@ -1,46 +1,130 @@
-"""SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677), computed by the scramp library.
+"""SCRAM-SHA-1, -256 and -512 (RFC 5802, RFC 7677), and their -PLUS variants bound to the TLS
+channel with ``tls-server-end-point``; the computation is the scramp library's.
 
 The server must prove it knows the password: success without a valid server signature fails.
+On TLS the client says it could bind to the channel: PLUS sends the binding (``p=``); plain
+SCRAM sends ``y`` when the server offers no PLUS mechanism (so a server that does support
+binding sees that its PLUS names were stripped: a downgrade) and ``n`` when it offers one the
+caller did not allow.
+
+scramp's exceptions are turned into mailwire's outside of the handler that caught them, so
+that no traceback kept with the error leads into scramp's frames, which hold the password.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from scramp import ScramClient, ScramException
 
-from mailwire.auth.mechanism import Mechanism, SaslFlow, SmtpKnownAuthenticationType, register
-from mailwire.errors import AuthenticationError
+from mailwire.auth import channel_binding
+from mailwire.auth.mechanism import (
+    AuthContext,
+    Mechanism,
+    SaslFlow,
+    SmtpKnownAuthenticationType,
+    register,
+)
+from mailwire.auth.secret import SecretBytes
+from mailwire.errors import AuthenticationError, SmtpUsageError
 
 
-class _Scram(Mechanism):
-    scram_name: ClassVar[str]
+class Scram(Mechanism):
+    """A SCRAM mechanism; ``plus`` ones need TLS and a certificate to bind to."""
+
+    plus: ClassVar[bool] = False
+
+    @classmethod
+    def usable_on(cls, context: AuthContext) -> bool:
+        return not cls.plus or cls._binding(context) is not None
+
+    @staticmethod
+    def _binding(context: AuthContext) -> bytes | None:
+        if not context.tls:
+            return None
+        return channel_binding.tls_server_end_point(context.peer_certificate)
 
     def flow(self) -> SaslFlow:
-        client = ScramClient([self.scram_name], self.credentials.username, self.password)
+        client = self._client()
         server_first = yield client.get_client_first().encode()
         if server_first is None:
-            raise AuthenticationError("server accepted SCRAM without its challenge")
-        try:
-            client.set_server_first(server_first.decode())
-            server_final = yield client.get_client_final().encode()
-            if server_final is None:
-                raise AuthenticationError("server accepted SCRAM without proving its identity")
-            client.set_server_final(server_final.decode())
-        except (ScramException, UnicodeDecodeError) as exc:
-            raise AuthenticationError(f"SCRAM exchange failed: {exc}") from None
+            raise AuthenticationError(f"{self.name()}: the server accepted it without its "
+                                      "challenge")
+        failure = self._step(client.set_server_first, server_first)
+        if failure is not None:
+            raise AuthenticationError(f"{self.name()} exchange failed: {failure}")
+        server_final = yield SecretBytes(self._final(client).encode())
+        if server_final is None:
+            raise AuthenticationError(f"{self.name()}: the server accepted SCRAM without "
+                                      "proving its identity")
+        failure = self._step(client.set_server_final, server_final)
+        if failure is not None:
+            raise AuthenticationError(f"{self.name()}: the server's proof failed ({failure})")
         yield b""
 
+    def _client(self) -> ScramClient:
+        binding = self._binding(self.context)
+        if not self.plus and any(name.endswith("-PLUS") for name in self.context.offered):
+            binding = None
+        if self.plus and binding is None:
+            raise AuthenticationError(f"{self.name()} needs a TLS certificate to bind to")
+        failure = None
+        try:
+            client = ScramClient([self.name()], self.credentials.username, self.password,
+                                 None if binding is None else (channel_binding.NAME, binding))
+        except ScramException as error:
+            failure = str(error)
+        if failure is not None:
+            raise SmtpUsageError(f"{self.name()} cannot use these credentials: {failure}")
+        return client
+
+    @staticmethod
+    def _step(step: Callable[[str], object], message: bytes) -> str | None:
+        """Run one step of scramp on the server's ``message``; a failure as text."""
+        try:
+            step(message.decode())
+        except (ScramException, UnicodeDecodeError) as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def _final(self, client: ScramClient) -> str:
+        failure = None
+        try:
+            return str(client.get_client_final())  # the proof: sent as SecretBytes
+        except ScramException as error:
+            failure = str(error)
+        raise AuthenticationError(f"{self.name()} exchange failed: {failure}")
+
 
 @register
-class ScramSha1(_Scram):
+class ScramSha1(Scram):
     flag = SmtpKnownAuthenticationType.SCRAM_SHA_1
-    strength = 40
-    scram_name = "SCRAM-SHA-1"
 
 
 @register
-class ScramSha256(_Scram):
+class ScramSha256(Scram):
     flag = SmtpKnownAuthenticationType.SCRAM_SHA_256
-    strength = 45
-    scram_name = "SCRAM-SHA-256"
+
+
+@register
+class ScramSha512(Scram):
+    flag = SmtpKnownAuthenticationType.SCRAM_SHA_512
+
+
+@register
+class ScramSha1Plus(Scram):
+    flag = SmtpKnownAuthenticationType.SCRAM_SHA_1_PLUS
+    plus = True
+
+
+@register
+class ScramSha256Plus(Scram):
+    flag = SmtpKnownAuthenticationType.SCRAM_SHA_256_PLUS
+    plus = True
+
+
+@register
+class ScramSha512Plus(Scram):
+    flag = SmtpKnownAuthenticationType.SCRAM_SHA_512_PLUS
+    plus = True

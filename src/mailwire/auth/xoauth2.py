@@ -1,4 +1,4 @@
-"""XOAUTH2: a bearer token instead of a password.
+"""XOAUTH2 (Google, Microsoft): the user and a bearer token in one initial response.
 
 On failure the server sends a 334 with a JSON error; the client answers with an empty response
 and the server then ends the exchange with its error reply.
@@ -6,21 +6,16 @@ and the server then ends the exchange with its error reply.
 
 from __future__ import annotations
 
-from mailwire.auth.mechanism import Mechanism, SaslFlow, SmtpKnownAuthenticationType, register
-from mailwire.errors import SmtpUsageError
+from mailwire.auth.bearer import BearerMechanism
+from mailwire.auth.mechanism import SmtpKnownAuthenticationType, register
+from mailwire.auth.secret import SecretBytes
 
 
 @register
-class XOAuth2(Mechanism):
+class XOAuth2(BearerMechanism):
     flag = SmtpKnownAuthenticationType.XOAUTH2
-    strength = 50
-    needs_token = True
+    error_answer = b""
 
-    def flow(self) -> SaslFlow:
-        token = self.credentials.oauth_token or ""
-        username = self.credentials.username
-        if "\x01" in username or "\x01" in token:
-            raise SmtpUsageError("XOAUTH2 credentials must not contain \\x01")
-        error = yield f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
-        if error is not None:
-            yield b""
+    def initial_response(self) -> SecretBytes:
+        return SecretBytes(b"user=" + self.credentials.username.encode() + b"\x01auth=Bearer "
+                           + self.token.utf8("OAuth token") + b"\x01\x01")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from mailwire.auth import Credentials, SmtpKnownAuthenticationType
+from mailwire.auth import AllowedAuthentication, Credentials, SmtpKnownAuthenticationType
 from mailwire.conversation.requests import Close, Flow, Read, Write
 from mailwire.errors import (
     ConnectionLostError,
@@ -50,7 +50,7 @@ class SessionSettings:
     greeting_timeout: float
     local_hostname: str | None
     credentials: Credentials | None = None
-    allowed_authentication: SmtpKnownAuthenticationType = SmtpKnownAuthenticationType.ALL
+    allowed_authentication: AllowedAuthentication = SmtpKnownAuthenticationType.ALL
     allow_plaintext_credentials: bool = False
 
     @property
@@ -64,7 +64,7 @@ class Login:
     """What decides how a session authenticates; read afresh before each login."""
 
     credentials: Credentials | None
-    allowed_authentication: SmtpKnownAuthenticationType
+    allowed_authentication: AllowedAuthentication
     allow_plaintext_credentials: bool
 
 
@@ -113,7 +113,7 @@ class Channel:
         if self.state.usable:
             self.state.closing()
             with contextlib.suppress(SmtpError):
-                yield from self._exchange(commands.QUIT, "QUIT", None)
+                yield from self._write_and_read(commands.QUIT, "QUIT", None)
         yield from self.close()
 
     def close(self) -> Flow[None]:
@@ -142,11 +142,11 @@ class Channel:
         """One command and its reply; the connection is BROKEN if the reply does not come."""
         self.ensure_nothing_unread(phase)
         self.state.begin_command()
-        reply = yield from self._exchange(line, phase, shown)
+        reply = yield from self._write_and_read(line, phase, shown)
         self.state.end_command()
         return reply
 
-    def _exchange(self, line: bytes, phase: str, shown: str | None) -> Flow[Reply]:
+    def _write_and_read(self, line: bytes, phase: str, shown: str | None) -> Flow[Reply]:
         try:
             shown_line = line.decode("utf-8", "replace").rstrip() if shown is None else shown
             yield from self.write(line, phase, (shown_line,))

@@ -51,6 +51,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from mailwire.devserver.auth import (
     ALL_MECHANISMS,
+    KNOWN_MECHANISMS,
     AuthenticatedUser,
     SaslMechanisms,
     validate_mechanisms,
@@ -115,8 +116,9 @@ class _Handler(SaslMechanisms):
         refuse_senders: Collection[str],
         refuse_recipients: Collection[str],
         deliver: Callable[[ReceivedMessage], None],
+        channel_binding_certificate: str | None = None,
     ) -> None:
-        super().__init__(credentials, tokens)
+        super().__init__(credentials, tokens, channel_binding_certificate)
         self._mechanisms = mechanisms
         self._pipelining = pipelining
         self._refused_senders = {address.lower() for address in refuse_senders}
@@ -130,8 +132,9 @@ class _Handler(SaslMechanisms):
         keywords = [line[4:] for line in responses]
         if any(keyword.startswith("AUTH") for keyword in keywords):
             keywords = [keyword for keyword in keywords if not keyword.startswith("AUTH")]
-            if self._mechanisms:
-                keywords.insert(-1, "AUTH " + " ".join(self._mechanisms))
+            offered = self.offered_on(smtp, self._mechanisms)
+            if offered:
+                keywords.insert(-1, "AUTH " + " ".join(offered))
         if self._pipelining:
             keywords.insert(1, "PIPELINING")
         last = len(keywords) - 1
@@ -218,7 +221,10 @@ class DevServer:
 
     ``port=0`` picks a free port; ``host`` and ``port`` tell the bound address once
     started.  ``credentials=None`` offers no AUTH at all.  ``ssl_context`` replaces
-    ``certificates.server_context()`` (to pin TLS versions, say).  With ``maildir``,
+    ``certificates.server_context()`` (to pin TLS versions, say); SCRAM-*-PLUS is offered
+    only when ``certificates`` is given (the server's own certificate is what the client
+    binds to).  ``client_ca_file`` makes the server ask for client certificates issued by
+    that CA (needed for EXTERNAL; it changes the given ``ssl_context``).  With ``maildir``,
     every message is also written there as ``<UTC time>-<sequence>.eml``, so names
     sort in arrival order.  ``on_message`` runs on the server thread for each message,
     after it is kept; if it raises, the client gets ``451`` and the error is logged.
@@ -233,6 +239,7 @@ class DevServer:
         tls: TlsMode = TlsMode.NONE,
         certificates: Certificates | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        client_ca_file: Path | str | None = None,
         credentials: Mapping[str, str] | None = None,
         tokens: Mapping[str, str] | None = None,
         mechanisms: tuple[str, ...] = ALL_MECHANISMS,
@@ -252,6 +259,13 @@ class DevServer:
             raise ValueError(f"tls={tls} needs certificates or an ssl_context")
         if require_starttls and tls is not TlsMode.STARTTLS:
             raise ValueError("require_starttls only makes sense with tls=TlsMode.STARTTLS")
+        if client_ca_file is not None:
+            if ssl_context is None:
+                raise ValueError("client_ca_file needs TLS (certificates or an ssl_context)")
+            ssl_context.verify_mode = ssl.CERT_OPTIONAL
+            ssl_context.load_verify_locations(client_ca_file)
+        if "EXTERNAL" in (name.upper() for name in mechanisms) and client_ca_file is None:
+            raise ValueError("EXTERNAL needs client_ca_file (the CA of the client certificates)")
         self._host = host
         self._requested_port = port
         self._bound_port: int | None = None
@@ -274,6 +288,8 @@ class DevServer:
             refuse_senders=refuse_senders,
             refuse_recipients=refuse_recipients,
             deliver=self._deliver,
+            channel_binding_certificate=(
+                certificates.cert_file.read_text() if certificates is not None else None),
         )
         self._messages: list[ReceivedMessage] = []
         self._arrived = threading.Condition()
@@ -374,7 +390,7 @@ class DevServer:
             tls_context=self._ssl_context if self._tls is TlsMode.STARTTLS else None,
             require_starttls=self._require_starttls,
             auth_require_tls=self._auth_require_tls,
-            auth_exclude_mechanism=[m for m in ALL_MECHANISMS if m not in self._mechanisms],
+            auth_exclude_mechanism=[m for m in KNOWN_MECHANISMS if m not in self._mechanisms],
             authenticator=self._handler.authenticate_password,
             data_size_limit=self._data_size_limit,
             enable_SMTPUTF8=self._smtputf8,
