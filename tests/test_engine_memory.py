@@ -6,7 +6,7 @@ refused transaction open, a 421) and each way of sending (``send`` one after ano
 count its steps; then it is run again once per step and per fault: an exception that is not the
 server's (as KeyboardInterrupt or a cancellation), the connection lost half-way through a write,
 and the connection lost right after a write (the server got everything, the client none of the
-replies). Every run checks what SECURITY.md item 7 promises:
+replies). Every run checks what SECURITY.md, "Interruption and sharing" promises:
 
 - a message reported sent was delivered exactly once, whole, to its accepted recipients;
 - a message reported refused or not sent was not delivered; one reported unknown

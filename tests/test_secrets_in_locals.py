@@ -1,5 +1,5 @@
 """No secret in what error reporters record: the local variables of every frame (SECURITY.md,
-"Secrets in logs and errors"), on both clients.
+"Secrets in logs, reprs and errors"), on both clients.
 
 For every mechanism that carries a secret, a timeout is raised into the AUTH flow at each of
 its steps in turn (the AUTH line, each challenge, each response, the verdict), and the failure
