@@ -85,12 +85,21 @@ def test_the_table_names_every_flag() -> None:
 @pytest.mark.parametrize(("stronger", "weaker"), [
     pair for pair in itertools.combinations(PREFERENCE, 2)
     if pair[0] in registered() and pair[1] in registered()
+    and registered()[pair[0]].usable_with(BOTH) and registered()[pair[1]].usable_with(BOTH)
 ])
 def test_choose_follows_the_table(tls: AuthContext, stronger: str, weaker: str) -> None:
     """Every pair of built-ins offered together, with credentials that fit both: the one
     higher in the table wins, whatever the server's order."""
     for offered in ((stronger, weaker), (weaker, stronger)):
         assert choose(offered, Auth.ALL, BOTH, with_offer(tls, offered)).name() == stronger
+
+
+def test_a_kerberos_ticket_wins_over_the_certificate(tls: AuthContext) -> None:
+    """GSSAPI fits credentials with neither password nor token (the ticket is the secret); of
+    the mechanisms such credentials fit, it is higher in the table than EXTERNAL."""
+    ticket_only = Credentials("alice@EXAMPLE.TEST")
+    offered = ("EXTERNAL", "GSSAPI", "NTLM", "PLAIN")
+    assert choose(offered, Auth.ALL, ticket_only, with_offer(tls, offered)).name() == "GSSAPI"
 
 
 def test_a_token_wins_over_a_password(tls: AuthContext) -> None:

@@ -181,8 +181,10 @@ def test_tokens_are_redacted_in_the_protocol_trace(
     client.send(MESSAGE)
     sent = [r.getMessage() for r in caplog.records
             if r.name == "mailwire.protocol" and r.getMessage().startswith("C:")]
-    assert "C: AUTH GSSAPI <redacted>" in sent
-    assert sent.count("C: <redacted>") == 2  # the empty answer to the AP-REP, the layer answer
+    # The first token is too long for the AUTH line (512 octets): it follows the empty
+    # challenge; then the empty answer to the AP-REP and the security-layer answer.
+    assert "C: AUTH GSSAPI" in sent
+    assert sent.count("C: <redacted>") == 3
     assert not any(line.startswith("C: YII") for line in sent)  # a base64 GSS token
 
 

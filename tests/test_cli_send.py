@@ -58,7 +58,7 @@ def test_send_with_attachments_arrives_intact(
                     "eve@example.com"):
         assert f"accepted  {address}" in result.stdout
     assert "server    250 OK" in result.stdout
-    assert "SSL_EXPLICIT, TLSv1." in result.stdout and "AUTH SCRAM-SHA-256" in result.stdout
+    assert "SSL_EXPLICIT, TLSv1." in result.stdout and "AUTH SCRAM-SHA-512-PLUS" in result.stdout
 
     (received,) = auth_server.wait_for_messages(1)
     assert received.mail_from == "alice@example.com"

@@ -91,8 +91,8 @@ def run(server: MemoryServer, transport: MemoryTransport, way: str,
         if way == "send":
             for index, item in enumerate(batch):
                 try:
-                    outcomes[index] = runner.send(core.ticket(item.content, item.sender,
-                                                              item.recipients))
+                    outcomes[index] = runner.send(core.ticket(
+                        Outgoing(item.content, item.sender, item.recipients)))
                 except SmtpError as error:
                     outcomes[index] = error
         else:
@@ -140,7 +140,8 @@ def check_recovery(server: MemoryServer, transport: MemoryTransport, runner: Syn
     transport.fault = None
     before = len(server.delivered)
     fresh = message(9, ("fresh@memory.test",), 300)
-    result = runner.send(runner.core.ticket(fresh.content, fresh.sender, fresh.recipients))
+    result = runner.send(runner.core.ticket(Outgoing(fresh.content, fresh.sender,
+                                                     fresh.recipients)))
     assert result.accepted == ("fresh@memory.test",), where
     assert server.delivered[before:] == [
         server.delivered[before].__class__(fresh.sender, fresh.recipients, fresh.content)

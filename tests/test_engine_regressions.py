@@ -2,7 +2,8 @@
 broke them before (cancellation splicing messages, clients shared by threads and tasks, bulk BDAT
 sent twice, unbounded memory and handshakes, BDAT refusals lost, a protocol trace that lied).
 
-See SECURITY.md, "Interruption and sharing" and the README's "What mailwire promises when things go wrong".
+See SECURITY.md, "Interruption and sharing" and the README's "What mailwire promises when
+things go wrong".
 """
 
 from __future__ import annotations

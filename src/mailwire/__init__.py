@@ -4,6 +4,7 @@ from mailwire.async_client import AsyncSmtpClient
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.client import SmtpClient
 from mailwire.config import Settings, load_settings
+from mailwire.dsn import DeliveryNotificationOptions, Recipient
 from mailwire.errors import (
     AuthenticationError,
     ConfigError,
@@ -47,6 +48,7 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionLostError",
     "DataRefusedError",
+    "DeliveryNotificationOptions",
     "DeliveryUnknownError",
     "EncryptionProtocols",
     "GreetingRefusedError",
@@ -55,6 +57,7 @@ __all__ = [
     "Outgoing",
     "ProxyAuthenticationError",
     "ProxyError",
+    "Recipient",
     "RecipientsRefusedError",
     "Reply",
     "SecurityOptions",

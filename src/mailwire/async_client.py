@@ -18,9 +18,10 @@ from mailwire.bulk_sync import Progress
 from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
 from mailwire.drivers.async_driver import AsyncRunner
+from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
-from mailwire.outgoing import Outgoing
+from mailwire.outgoing import Outgoing, Recipients
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import BulkResult, ConnectionInfo, SendResult
@@ -75,11 +76,19 @@ class AsyncSmtpClient(ClientOptions):
         message: MessageInput,
         *,
         sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
+        recipients: Recipients | None = None,
+        notify: DeliveryNotificationOptions | str | None = None,
+        ret: str | None = None,
+        envid: str | None = None,
+        require_tls: bool = False,
+        mail_options: Iterable[str] = (),
+        rcpt_options: Iterable[str] = (),
     ) -> SendResult:
         """Send one message; see ``SmtpClient.send``. Safe to call from several tasks at
         once; a cancelled call never affects another call's message."""
-        return await self._runner.send(self._core.ticket(message, sender, recipients,
+        outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
+                            tuple(mail_options), tuple(rcpt_options))
+        return await self._runner.send(self._core.ticket(outgoing,
                                                          self.default_sender))
 
     async def send_mail(

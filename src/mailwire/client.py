@@ -18,9 +18,10 @@ from mailwire.bulk_sync import Progress
 from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
 from mailwire.drivers.sync_driver import SyncRunner
+from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
-from mailwire.outgoing import Outgoing
+from mailwire.outgoing import Outgoing, Recipients
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import BulkResult, ConnectionInfo, SendResult
@@ -84,13 +85,28 @@ class SmtpClient(ClientOptions):
         message: MessageInput,
         *,
         sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
+        recipients: Recipients | None = None,
+        notify: DeliveryNotificationOptions | str | None = None,
+        ret: str | None = None,
+        envid: str | None = None,
+        require_tls: bool = False,
+        mail_options: Iterable[str] = (),
+        rcpt_options: Iterable[str] = (),
     ) -> SendResult:
         """Send one message: an ``email.message.Message``, bytes, a ``pathlib.Path``, a binary
-        file or an iterable of bytes chunks. The envelope comes from the headers unless given.
+        file or an iterable of bytes chunks. The envelope comes from the headers unless given;
+        ``recipients`` may hold ``Recipient`` objects with their own notifications.
+
+        ``notify``, ``ret`` and ``envid`` ask for delivery status notifications (RFC 3461;
+        ``notify`` and ``ret`` default to the client's ``delivery_notification_options`` and
+        ``dsn_return``); ``require_tls`` sends with REQUIRETLS (RFC 8689) or refuses before
+        sending; ``mail_options`` and ``rcpt_options`` add MAIL and RCPT parameters. See
+        ``Outgoing``.
 
         Safe to call from several threads at once: their messages share the pipeline."""
-        return self._runner.send(self._core.ticket(message, sender, recipients,
+        outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
+                            tuple(mail_options), tuple(rcpt_options))
+        return self._runner.send(self._core.ticket(outgoing,
                                                        self.default_sender))
 
     def send_mail(

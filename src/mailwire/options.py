@@ -26,7 +26,9 @@ from mailwire.auth.tokens import wrapped
 from mailwire.config import Settings, apply_settings, load_settings, require_host
 from mailwire.conversation.channel import Login
 from mailwire.conversation.client_core import ClientCore
+from mailwire.conversation.envelope import DsnDefaults
 from mailwire.conversation.session import SessionSettings
+from mailwire.dsn import DeliveryNotificationOptions, return_value
 from mailwire.errors import SmtpUsageError
 from mailwire.security import SecurityOptions
 from mailwire.transport import tls
@@ -83,6 +85,10 @@ class ClientOptions:
         certificate_validation_callback: CertificateValidationCallback | None = None,
         dangerously_skip_certificate_verification: bool = False,
         default_sender: str | None = None,
+        delivery_notification_options: DeliveryNotificationOptions | str = (
+            DeliveryNotificationOptions.NONE),
+        dsn_return: str | None = None,
+        require_dsn: bool = True,
     ) -> None:
         """The client's settings; nothing connects until an operation needs to.
 
@@ -110,6 +116,13 @@ class ClientOptions:
         default_sender: the envelope sender (and From) of a message that names none, when no
             ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
             ``sender`` or .NET ``from``).
+        delivery_notification_options: when to ask for delivery status notifications (RFC 3461)
+            for messages that do not say (``ON_FAILURE | DELAY``, ``"failure,delay"``); default
+            NONE: nothing asked, the servers' default applies.
+        dsn_return: ``"full"`` or ``"headers"``: what a failure report carries (default None:
+            the server's choice).
+        require_dsn: with notifications asked for and a server that does not offer DSN, refuse
+            the message (default True) or send it without them (False).
         proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
         bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
             ``(remote host, port) -> (address, port)``.
@@ -148,6 +161,9 @@ class ClientOptions:
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
         self.default_sender = default_sender
+        self.delivery_notification_options = delivery_notification_options
+        self.dsn_return = dsn_return
+        self.require_dsn = require_dsn
         self._core = ClientCore(self.session_settings, login=self._login)
 
     @classmethod
@@ -217,6 +233,26 @@ class ClientOptions:
             raise SmtpUsageError(f"default_sender must be an address without control "
                                  f"characters, or None; got {value!r}")
         self._default_sender = value
+
+    @property
+    def delivery_notification_options(self) -> DeliveryNotificationOptions:
+        """When delivery status notifications are asked for; see the class docstring."""
+        return self._notify
+
+    @delivery_notification_options.setter
+    def delivery_notification_options(self, value: DeliveryNotificationOptions | str) -> None:
+        notify = DeliveryNotificationOptions.parse(value)
+        notify.notify_value()  # NEVER with others fails here, not at the first send
+        self._notify = notify
+
+    @property
+    def dsn_return(self) -> str | None:
+        return self._dsn_return
+
+    @dsn_return.setter
+    def dsn_return(self, value: str | None) -> None:
+        return_value(value)
+        self._dsn_return = value
 
     @property
     def security(self) -> SecurityOptions:
@@ -335,6 +371,7 @@ class ClientOptions:
             credentials=self.credentials(),
             allowed_authentication=self.allowed_authentication,
             allow_plaintext_credentials=self.allow_plaintext_credentials,
+            dsn=DsnDefaults(self._notify, self._dsn_return, self.require_dsn),
         )
 
     def _describe(self, kind: str, connected: bool) -> str:

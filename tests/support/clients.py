@@ -30,7 +30,7 @@ class Client(Protocol):
 
     def connect(self) -> ConnectionInfo: ...
     def send(self, message: Any, *, sender: str | None = None,
-             recipients: str | Iterable[str] | None = None) -> SendResult: ...
+             recipients: Any = None, **options: Any) -> SendResult: ...
     def send_many(self, messages: Iterable[Any], **options: Any) -> list[BulkResult]: ...
     def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str, body: str,
                   *, html: str | None = None) -> SendResult: ...
@@ -105,8 +105,9 @@ class AsyncDriven:
         return self._loop.run(self.inner.connect())
 
     def send(self, message: Any, *, sender: str | None = None,
-             recipients: str | Iterable[str] | None = None) -> SendResult:
-        return self._loop.run(self.inner.send(message, sender=sender, recipients=recipients))
+             recipients: Any = None, **options: Any) -> SendResult:
+        return self._loop.run(self.inner.send(message, sender=sender, recipients=recipients,
+                                              **options))
 
     def send_many(self, messages: Iterable[Any], **options: Any) -> list[BulkResult]:
         async def collect() -> list[BulkResult]:

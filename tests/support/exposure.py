@@ -30,7 +30,6 @@ from typing import Any
 
 import mailwire
 from mailwire.auth import Secret, SecretBytes
-from mailwire.conversation.requests import Read, Write
 from mailwire.errors import SmtpTimeoutError
 from mailwire.options import ClientOptions
 from mailwire.transport.async_connection import AsyncConnection
@@ -183,13 +182,20 @@ class FailingSyncConnection(SyncConnection):
 
 
 class FailingAsyncConnection(AsyncConnection):
-    """Every request passes ``perform_now`` first: the count is kept there."""
+    """Writes are counted where they are handed to the transport; reads all go through
+    ``receive`` (none is taken from the buffer without it), where their phase is known."""
 
     def __init__(self, fault: AuthFault) -> None:
         super().__init__()
         self.fault = fault
 
-    def perform_now(self, request: object) -> object:
-        if isinstance(request, Read | Write):
-            self.fault.tick(request.phase, request.timeout)
-        return super().perform_now(request)
+    def write_now(self, data: bytes, phase: str, timeout: float) -> None:
+        self.fault.tick(phase, timeout)
+        super().write_now(data, phase, timeout)
+
+    def read_now(self) -> bytes | None:
+        return None
+
+    async def receive(self, phase: str, timeout: float) -> bytes:
+        self.fault.tick(phase, timeout)
+        return await super().receive(phase, timeout)

@@ -55,6 +55,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser],
                       help="HTML alternative from a UTF-8 file")
     message.add_argument("--attach", action="append", default=[], type=FILE, metavar="FILE",
                          help="attach a file; its type is guessed from its name (repeatable)")
+    message.add_argument("--envid", metavar="ID",
+                         help="an identifier that comes back in delivery status notifications")
+    message.add_argument("--require-tls", action="store_true",
+                         help="REQUIRETLS (RFC 8689): the message must travel over TLS all the "
+                              "way; refused before sending when that cannot be asked for")
     message.add_argument("--eml", type=FILE, metavar="FILE",
                          help="send this RFC 5322 file as it is; the envelope comes from its "
                               "headers unless --from/--to/--cc/--bcc are given")
@@ -89,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         with progress(f"sending to {where}", enabled=not args.verbose), client:
             announce_connection(client)
             result = client.send(message, sender=envelope_sender,
-                                 recipients=envelope_recipients)
+                                 recipients=envelope_recipients, envid=args.envid,
+                                 require_tls=args.require_tls)
             info = client.connection_info
     except RecipientsRefusedError as error:
         for address, reply in error.refused.items():

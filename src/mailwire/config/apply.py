@@ -7,6 +7,7 @@ objects with those attributes: the clients import the configuration, never the r
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from mailwire.config.search import SEARCH_ORDER
@@ -28,11 +29,12 @@ def require_host(settings: Settings) -> str:
 def client_values(settings: Settings) -> dict[str, Any]:
     """Client attribute -> value, for every setting the settings give."""
     given: dict[str, Any] = {}
+    defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
     for setting in SETTINGS:
         if setting.attribute is None:
             continue
         value = getattr(settings, setting.key)
-        if value is None or value is False:
+        if value is None or (value is False and defaults.get(setting.key) is False):
             continue
         if setting.key == "client_certificate" and settings.client_key:
             value = (value, settings.client_key)

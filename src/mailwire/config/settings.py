@@ -15,6 +15,7 @@ from pathlib import Path
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.config import secrets
 from mailwire.config.keys import Layer
+from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import redact_url
 from mailwire.transport.tls import EncryptionProtocols
@@ -63,6 +64,10 @@ class Settings:
     insecure_skip_verify: bool = False
     allowed_mechanisms: SmtpKnownAuthenticationType | None = None
     allow_plaintext_credentials: bool = False
+    notify: DeliveryNotificationOptions | None = None
+    """Delivery status notifications asked for by default."""
+    dsn_return: str | None = None
+    require_dsn: bool | None = None
     source: Path | None = None
     """The file the settings were read from; None when only the environment was used."""
     profile: str | None = None

@@ -33,7 +33,7 @@ class Option:
 
     flag: str
     group: str
-    """``server``, ``network`` or ``authentication``."""
+    """``server``, ``network``, ``authentication`` or ``delivery``."""
     help: str
     metavar: str | None = None
     switch: bool = False
@@ -143,6 +143,13 @@ SETTINGS: tuple[Setting, ...] = (
                    "allow sending the password over an unencrypted connection", switch=True),
             refused_when_found=_allows_plaintext_credentials),
     Setting("sender", _plain(values.text), "default_sender"),
+    Setting("notify", _plain(values.notify), "delivery_notification_options",
+            Option("--notify", "delivery", "ask for delivery status notifications: success, "
+                   "failure, delay (comma-separated) or never", metavar="WHEN")),
+    Setting("dsn_return", _plain(values.dsn_return), "dsn_return",
+            Option("--ret", "delivery", "what a failure report carries: full or headers",
+                   metavar="WHAT")),
+    Setting("require_dsn", _plain(values.boolean), "require_dsn"),
 )
 
 BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mailwire.auth import SmtpKnownAuthenticationType
+from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.errors import SmtpUsageError
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import parse_proxy, redact_url
@@ -150,6 +151,23 @@ def mechanisms(value: object) -> SmtpKnownAuthenticationType:
     if not allowed:
         raise ValueError("expected at least one authentication mechanism")
     return allowed
+
+
+def notify(value: object) -> DeliveryNotificationOptions:
+    """Delivery status notifications: ``success``, ``failure``, ``delay`` (a list or
+    comma-separated), or ``never``."""
+    try:
+        return DeliveryNotificationOptions.parse(", ".join(_names(value)))
+    except SmtpUsageError as error:
+        raise ValueError(str(error)) from None
+
+
+def dsn_return(value: object) -> str:
+    """What a failure report carries: ``full`` or ``headers``."""
+    text = str(value).strip().lower()
+    if text not in ("full", "headers"):
+        raise ValueError(f"expected full or headers, not {_shown(value)}")
+    return text
 
 
 def command(value: object) -> tuple[str, ...]:

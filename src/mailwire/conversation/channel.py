@@ -14,9 +14,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailwire.auth import AllowedAuthentication, Credentials, SmtpKnownAuthenticationType
+from mailwire.conversation.envelope import DsnDefaults
 from mailwire.conversation.requests import Close, Flow, Read, Write
 from mailwire.errors import (
     ConnectionLostError,
@@ -52,6 +53,7 @@ class SessionSettings:
     credentials: Credentials | None = None
     allowed_authentication: AllowedAuthentication = SmtpKnownAuthenticationType.ALL
     allow_plaintext_credentials: bool = False
+    dsn: DsnDefaults = field(default_factory=DsnDefaults)
 
     @property
     def login(self) -> Login:

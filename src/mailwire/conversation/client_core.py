@@ -10,7 +10,7 @@ under way, driven by whichever caller holds the connection (see the drivers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 
 from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT
@@ -21,7 +21,7 @@ from mailwire.conversation.session import Session, SessionSettings
 from mailwire.conversation.stepper import Stepper
 from mailwire.conversation.tickets import DirectFeed, Feed, Ticket
 from mailwire.errors import AuthenticationError
-from mailwire.message import MessageInput, PreparedMessage, prepare
+from mailwire.message import PreparedMessage, prepare
 from mailwire.outgoing import Outgoing
 from mailwire.protocol.replies import Reply
 from mailwire.results import ConnectionInfo
@@ -122,19 +122,16 @@ class ClientCore:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def ticket(self, message: MessageInput, sender: str | None,
-               recipients: str | Iterable[str] | None,
-               default_sender: str | None = None) -> Ticket:
+    def ticket(self, outgoing: Outgoing, default_sender: str | None = None) -> Ticket:
         """A ticket for ``send``: the message is read (envelope, headers) here, so that bad input
         fails before any connection is made."""
-        ticket = Ticket(Outgoing(message, sender, recipients), self.direct,
-                        default_sender=default_sender)
+        ticket = Ticket(outgoing, self.direct, default_sender=default_sender)
         ticket.prepared = self.prepare(ticket)
         return ticket
 
     def prepare(self, ticket: Ticket) -> PreparedMessage:
         outgoing = ticket.outgoing
-        return prepare(outgoing.message, outgoing.sender, outgoing.recipients,
+        return prepare(outgoing.message, outgoing.sender, outgoing.addresses(),
                        default_sender=ticket.default_sender)
 
     def attach(self, feed: Feed) -> None:

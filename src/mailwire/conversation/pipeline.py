@@ -267,7 +267,7 @@ class Pipeline:
         try:
             prepared = ticket.prepared or self.core.prepare(ticket)
             ticket.prepared = None
-            envelope = session.envelope(prepared)
+            envelope = session.envelope(prepared, ticket.outgoing)
             chunked = session.capabilities.chunking
             attempt = Attempt(ticket, prepared, envelope, chunked)
             if (prepared.size is not None and prepared.size <= PREFRAME_LIMIT

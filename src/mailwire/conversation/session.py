@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from mailwire.conversation.authentication import AuthenticationFlows
 from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
-from mailwire.conversation.envelope import Envelope, mail_parameters
+from mailwire.conversation.envelope import Envelope, build_envelope
 from mailwire.conversation.requests import Close, Flow, Open, StartTls
 from mailwire.errors import (
     GreetingRefusedError,
@@ -27,6 +27,7 @@ from mailwire.errors import (
     TlsNotSpokenError,
 )
 from mailwire.message import PreparedMessage
+from mailwire.outgoing import Outgoing
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -183,13 +184,7 @@ class Session(AuthenticationFlows):
 
     # -- messages ------------------------------------------------------------------------------
 
-    def envelope(self, message: PreparedMessage) -> Envelope:
+    def envelope(self, message: PreparedMessage, outgoing: Outgoing) -> Envelope:
         """The MAIL and RCPT commands for ``message`` (checked against the server's limits)."""
-        parameters, check_eight_bit = mail_parameters(self.capabilities, message)
-        return Envelope(
-            sender=message.sender.text,
-            mail=commands.mail(message.sender, parameters),
-            rcpts=[commands.rcpt(recipient) for recipient in message.recipients],
-            addresses=[recipient.text for recipient in message.recipients],
-            check_eight_bit=check_eight_bit,
-        )
+        tls = self.info is not None and self.info.tls_version is not None
+        return build_envelope(self.capabilities, message, outgoing, self.settings.dsn, tls=tls)

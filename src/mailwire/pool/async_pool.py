@@ -196,15 +196,10 @@ class AsyncSmtpPool:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    async def send(
-        self,
-        message: MessageInput,
-        *,
-        sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
-    ) -> SendResult:
+    async def send(self, message: MessageInput, **options: Any) -> SendResult:
+        """Send one message on a pooled connection; ``options`` are ``SmtpClient.send``'s."""
         async with self.borrow() as client:
-            return await client.send(message, sender=sender, recipients=recipients)
+            return await client.send(message, **options)
 
     async def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str,
                         body: str, *, html: str | None = None) -> SendResult:

@@ -214,16 +214,11 @@ class SmtpPool:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(
-        self,
-        message: MessageInput,
-        *,
-        sender: str | None = None,
-        recipients: str | Iterable[str] | None = None,
-    ) -> SendResult:
-        """Send one message on a pooled connection; see ``SmtpClient.send``."""
+    def send(self, message: MessageInput, **options: Any) -> SendResult:
+        """Send one message on a pooled connection; ``options`` are ``SmtpClient.send``'s
+        (``sender``, ``recipients``, ``notify``, ``require_tls``, ...)."""
         with self.borrow() as client:
-            return client.send(message, sender=sender, recipients=recipients)
+            return client.send(message, **options)
 
     def send_mail(self, sender: str, recipients: str | Iterable[str], subject: str, body: str,
                   *, html: str | None = None) -> SendResult:

@@ -67,6 +67,11 @@ class Capabilities:
         return "CHUNKING" in self.extensions
 
     @property
+    def binarymime(self) -> bool:
+        """BINARYMIME (RFC 3030), which goes with BDAT only: offered together with CHUNKING."""
+        return "BINARYMIME" in self.extensions and "CHUNKING" in self.extensions
+
+    @property
     def dsn(self) -> bool:
         return "DSN" in self.extensions
 
