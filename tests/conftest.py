@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.support.sinks",
     "tests.support.postfix",
     "tests.support.chaos",
+    "tests.support.greet_pause",
     "tests.support.kerberos",
     "tests.support.samba_dovecot",
     "tests.support.gssapi_acceptor",

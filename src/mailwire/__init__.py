@@ -28,6 +28,7 @@ from mailwire.errors import (
 )
 from mailwire.options import BindEndpoint
 from mailwire.outgoing import Outgoing
+from mailwire.pickup import SmtpDeliveryMethod
 from mailwire.pool import AsyncSmtpPool, SmtpPool
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -66,6 +67,7 @@ __all__ = [
     "Settings",
     "SmtpClient",
     "SmtpConnectionError",
+    "SmtpDeliveryMethod",
     "SmtpError",
     "SmtpKnownAuthenticationType",
     "SmtpPool",

@@ -8,13 +8,14 @@ its loop: their messages share the connection's pipeline, and their bytes never 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import cached_property
 from typing import TypeVar
 
 from mailwire import bulk_async
 from mailwire.auth import SmtpKnownAuthenticationType
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callback, Callbacks, Progress
 from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
 from mailwire.drivers.async_driver import AsyncRunner
@@ -22,6 +23,7 @@ from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
 from mailwire.outgoing import Outgoing, Recipients
+from mailwire.pickup import SmtpDeliveryMethod, write_all
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import BulkResult, ConnectionInfo, SendResult
@@ -88,6 +90,8 @@ class AsyncSmtpClient(ClientOptions):
         once; a cancelled call never affects another call's message."""
         outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
                             tuple(mail_options), tuple(rcpt_options))
+        if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
+            return await asyncio.to_thread(self._to_pickup, outgoing)
         return await self._runner.send(self._core.ticket(outgoing,
                                                          self.default_sender))
 
@@ -113,6 +117,8 @@ class AsyncSmtpClient(ClientOptions):
         rate_limit: float | None = None,
         progress: Progress | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_sent: Callback | None = None,
+        on_failed: Callback | None = None,
     ) -> AsyncIterator[BulkResult]:
         """Send many messages; ``async for result in client.send_many(...)``. See
         ``SmtpClient.send_many``; several connections run as tasks on this loop."""
@@ -120,8 +126,12 @@ class AsyncSmtpClient(ClientOptions):
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
                               default_sender=self.default_sender)
+        callbacks = Callbacks(progress, on_sent, on_failed)
+        if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
+            written = write_all(messages, self._prepared, self.pickup_directory_location)
+            return bulk_async.reported(bulk_async.from_thread(written), messages, callbacks)
         return bulk_async.send_many(self._runner, self.session_settings, messages, options,
-                                    progress)
+                                    callbacks)
 
     async def quit(self) -> None:
         await self._drive(self._core.quit())

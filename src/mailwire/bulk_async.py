@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callbacks
 from mailwire.conversation.bulk import BulkFeed, BulkOptions
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
@@ -17,27 +17,39 @@ from mailwire.results import BulkResult
 from mailwire.transport.async_connection import AsyncConnection
 
 
-async def send_many(
+def send_many(
     runner: AsyncRunner,
     settings: Callable[[], SessionSettings],
     messages: Iterable[MessageInput | Outgoing],
     options: BulkOptions,
-    progress: Progress | None,
+    callbacks: Callbacks,
 ) -> AsyncIterator[BulkResult]:
     """Results in the order messages complete (input order on one connection)."""
-    total = len(messages) if isinstance(messages, Sized) else None
     outcomes: AsyncIterator[BulkResult]
     if options.connections == 1:
         results: deque[BulkResult] = deque()
         outcomes = runner.drain(BulkFeed(messages, options, results.append), results)
     else:
         outcomes = _concurrent(messages, settings, options)
+    return reported(outcomes, messages, callbacks)
+
+
+async def reported(outcomes: AsyncIterator[BulkResult], messages: Iterable[object],
+                   callbacks: Callbacks) -> AsyncIterator[BulkResult]:
+    """The results, ``callbacks`` called for each before it is handed out."""
+    total = len(messages) if isinstance(messages, Sized) else None
     done = 0
     async for outcome in outcomes:
         done += 1
-        if progress is not None:
-            progress(done, total)
+        callbacks.report(done, total, outcome)
         yield outcome
+
+
+async def from_thread(results: Iterator[BulkResult]) -> AsyncIterator[BulkResult]:
+    """A blocking iterator of results (files written to a pickup directory), each step on a
+    worker thread so that the event loop goes on."""
+    while (result := await asyncio.to_thread(next, results, None)) is not None:
+        yield result
 
 
 async def _concurrent(messages: Iterable[MessageInput | Outgoing],

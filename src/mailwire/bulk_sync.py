@@ -6,6 +6,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import dataclass
 
 from mailwire.bulk_processes import send_many_in_processes
 from mailwire.conversation.bulk import BulkFeed, BulkOptions
@@ -19,6 +20,31 @@ from mailwire.transport.sync_connection import SyncConnection
 
 Progress = Callable[[int, int | None], None]
 """``progress(done, total)``: called after each message; ``total`` is None for iterators."""
+Callback = Callable[[BulkResult], None]
+"""``on_sent(result)`` / ``on_failed(result)``: called with each message's result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callbacks:
+    """What ``send_many`` calls as each result comes, before handing it out."""
+
+    progress: Progress | None = None
+    on_sent: Callback | None = None
+    on_failed: Callback | None = None
+
+    def report(self, done: int, total: int | None, outcome: BulkResult) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+        hook = self.on_sent if outcome.sent else self.on_failed
+        if hook is not None:
+            hook(outcome)
+
+    def reported(self, outcomes: Iterator[BulkResult],
+                 messages: Iterable[object]) -> Iterator[BulkResult]:
+        total = len(messages) if isinstance(messages, Sized) else None
+        for done, outcome in enumerate(outcomes, 1):
+            self.report(done, total, outcome)
+            yield outcome
 
 
 def send_many(
@@ -26,11 +52,10 @@ def send_many(
     settings: Callable[[], SessionSettings],
     messages: Iterable[MessageInput | Outgoing],
     options: BulkOptions,
-    progress: Progress | None,
+    callbacks: Callbacks,
     processes: int = 1,
 ) -> Iterator[BulkResult]:
     """Results in the order messages complete (input order on one connection)."""
-    total = len(messages) if isinstance(messages, Sized) else None
     outcomes: Iterator[BulkResult]
     if processes > 1:
         outcomes = send_many_in_processes(messages, settings, options,
@@ -40,10 +65,7 @@ def send_many(
         outcomes = runner.drain(BulkFeed(messages, options, results.append), results)
     else:
         outcomes = _threaded(messages, settings, options)
-    for done, outcome in enumerate(outcomes, 1):
-        if progress is not None:
-            progress(done, total)
-        yield outcome
+    return callbacks.reported(outcomes, messages)
 
 
 _FINISHED = object()

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from mailwire import bulk_sync
 from mailwire.auth import SmtpKnownAuthenticationType
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callback, Callbacks, Progress
 from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.conversation.requests import Flow
 from mailwire.drivers.sync_driver import SyncRunner
@@ -22,6 +22,7 @@ from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
 from mailwire.outgoing import Outgoing, Recipients
+from mailwire.pickup import SmtpDeliveryMethod, write_all
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
 from mailwire.results import BulkResult, ConnectionInfo, SendResult
@@ -106,6 +107,8 @@ class SmtpClient(ClientOptions):
         Safe to call from several threads at once: their messages share the pipeline."""
         outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
                             tuple(mail_options), tuple(rcpt_options))
+        if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
+            return self._to_pickup(outgoing)
         return self._runner.send(self._core.ticket(outgoing,
                                                        self.default_sender))
 
@@ -133,6 +136,8 @@ class SmtpClient(ClientOptions):
         progress: Progress | None = None,
         processes: int = 1,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_sent: Callback | None = None,
+        on_failed: Callback | None = None,
     ) -> Iterator[BulkResult]:
         """Send many messages, pipelined where the server allows; results as they complete.
 
@@ -146,14 +151,20 @@ class SmtpClient(ClientOptions):
         processes, to use more than one core; the messages must then be picklable.
         ``max_in_flight`` is how many messages may be written on one connection before their
         replies come back (with CHUNKING); it is also the most messages whose outcome can be
-        unknown when a connection drops. ``1`` sends one message at a time.
+        unknown when a connection drops. ``1`` sends one message at a time. ``on_sent`` and
+        ``on_failed`` are called with each ``BulkResult`` as it comes (Aspose's
+        ``SucceededSending``/``FailedSending``), beside the results iterated.
         """
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
                               default_sender=self.default_sender)
+        callbacks = Callbacks(progress, on_sent, on_failed)
+        if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
+            return callbacks.reported(write_all(messages, self._prepared,
+                                                self.pickup_directory_location), messages)
         return bulk_sync.send_many(self._runner, self.session_settings, messages, options,
-                                   progress, processes)
+                                   callbacks, processes)
 
     def quit(self) -> None:
         """Say QUIT and close the connection; harmless when not connected."""

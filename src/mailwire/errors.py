@@ -109,10 +109,17 @@ class ProxyAuthenticationError(ProxyError):
 class SmtpTimeoutError(SmtpError, TimeoutError):
     """A phase of the conversation did not finish within its time bound."""
 
-    def __init__(self, phase: str, seconds: float) -> None:
-        super().__init__(f"timed out after {seconds:g} s during {phase}")
+    def __init__(self, phase: str, seconds: float, where: str | None = None,
+                 hint: str | None = None) -> None:
+        message = f"timed out after {seconds:g} s during {phase}"
+        if where:
+            message += f" with {where}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message)
         self.phase = phase
         self.seconds = seconds
+        self.where = where
 
 
 class SmtpSecurityError(SmtpError):

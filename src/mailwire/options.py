@@ -30,6 +30,10 @@ from mailwire.conversation.envelope import DsnDefaults
 from mailwire.conversation.session import SessionSettings
 from mailwire.dsn import DeliveryNotificationOptions, return_value
 from mailwire.errors import SmtpUsageError
+from mailwire.message import PreparedMessage
+from mailwire.outgoing import Outgoing
+from mailwire.pickup import SmtpDeliveryMethod, write_to_pickup
+from mailwire.results import SendResult
 from mailwire.security import SecurityOptions
 from mailwire.transport import tls
 from mailwire.transport.endpoint import Endpoint, LocalAddress
@@ -89,6 +93,8 @@ class ClientOptions:
             DeliveryNotificationOptions.NONE),
         dsn_return: str | None = None,
         require_dsn: bool = True,
+        delivery_method: SmtpDeliveryMethod | str = SmtpDeliveryMethod.NETWORK,
+        pickup_directory_location: str | os.PathLike[str] | None = None,
     ) -> None:
         """The client's settings; nothing connects until an operation needs to.
 
@@ -123,6 +129,9 @@ class ClientOptions:
             the server's choice).
         require_dsn: with notifications asked for and a server that does not offer DSN, refuse
             the message (default True) or send it without them (False).
+        delivery_method: ``SmtpDeliveryMethod.NETWORK`` (default) or
+            ``SPECIFIED_PICKUP_DIRECTORY``: write each message as an ``.eml`` file into
+            ``pickup_directory_location`` instead of sending it (``mailwire.pickup``).
         proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
         bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
             ``(remote host, port) -> (address, port)``.
@@ -164,6 +173,8 @@ class ClientOptions:
         self.delivery_notification_options = delivery_notification_options
         self.dsn_return = dsn_return
         self.require_dsn = require_dsn
+        self.delivery_method = delivery_method
+        self.pickup_directory_location = pickup_directory_location
         self._core = ClientCore(self.session_settings, login=self._login)
 
     @classmethod
@@ -244,6 +255,23 @@ class ClientOptions:
         notify = DeliveryNotificationOptions.parse(value)
         notify.notify_value()  # NEVER with others fails here, not at the first send
         self._notify = notify
+
+    @property
+    def delivery_method(self) -> SmtpDeliveryMethod:
+        return self._delivery_method
+
+    @delivery_method.setter
+    def delivery_method(self, value: SmtpDeliveryMethod | str) -> None:
+        self._delivery_method = SmtpDeliveryMethod.parse(value)
+
+    def _prepared(self, outgoing: Outgoing) -> PreparedMessage:
+        """``outgoing`` read for sending (envelope checked, Bcc removed)."""
+        prepared = self._core.ticket(outgoing, self.default_sender).prepared
+        assert prepared is not None
+        return prepared
+
+    def _to_pickup(self, outgoing: Outgoing) -> SendResult:
+        return write_to_pickup(self._prepared(outgoing), self.pickup_directory_location)
 
     @property
     def dsn_return(self) -> str | None:

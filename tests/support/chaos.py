@@ -199,6 +199,7 @@ class _ChaosHandler:
         if server.roll("refuse_451"):
             return "451 4.3.0 chaos: message not kept, try later"
         if server.roll("refuse_554"):
+            server._refuse(envelope.original_content or b"")
             return "554 5.7.1 chaos: message refused"
         server._count(envelope.original_content or b"")
         if server.roll("drop_after_count"):
@@ -220,6 +221,7 @@ class ChaosServer:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._counts: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
         self._unlabelled = 0
         self._active = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -249,6 +251,7 @@ class ChaosServer:
     def reset(self, *, seed: int | None = None) -> None:
         with self._lock:
             self._counts.clear()
+            self._refused.clear()
             self._unlabelled = 0
             self.stats = ChaosStats()
             if seed is not None:
@@ -313,6 +316,17 @@ class ChaosServer:
     def _protocol(self) -> _ChaosSMTP:
         return _ChaosSMTP(self, hostname="chaos.test", ident="ESMTP chaos", loop=self._loop,
                           data_size_limit=None, timeout=30)
+
+    def refusals(self) -> Counter[str]:
+        """How many times each labelled message was refused for good (554)."""
+        with self._lock:
+            return Counter(self._refused)
+
+    def _refuse(self, data: bytes) -> None:
+        label = soak_id(data)
+        if label is not None:
+            with self._lock:
+                self._refused[label] += 1
 
     def _count(self, data: bytes) -> None:
         label = soak_id(data)

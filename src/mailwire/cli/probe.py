@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import ssl
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailwire.cli import probe_report
 from mailwire.cli.certificate import CertificateSummary, summarize
@@ -131,10 +131,52 @@ def parse_target(text: str) -> tuple[str, int | None]:
 
 
 def probe(target: ProbeTarget, *, parallel: bool = True) -> list[ModeResult]:
-    if not parallel:
-        return [probe_mode(target, mode) for mode in MODES]
-    with ThreadPoolExecutor(max_workers=len(MODES)) as pool:
-        return list(pool.map(lambda mode: probe_mode(target, mode), MODES))
+    """Every mode's result, in ``MODES`` order.
+
+    When every mode meets the same port, implicit TLS is tried first and the plaintext modes
+    learn from it, so that any port is probed in about one greeting wait: a port that completes
+    a TLS handshake speaks implicit TLS (the plaintext modes would only wait out the greeting);
+    one that answers the handshake with plaintext after longer than the greeting wait has a
+    server that greets late, and the plaintext modes then wait that long.
+    """
+    if len({target.port_for(mode) for mode in MODES}) > 1:
+        return _each(target, MODES, parallel)
+    implicit = probe_mode(target, SecurityOptions.SSL_IMPLICIT)
+    plaintext = (SecurityOptions.NONE, SecurityOptions.SSL_EXPLICIT)
+    port = target.port_for(SecurityOptions.NONE)
+    if implicit.ok:
+        return [*(ModeResult(mode, port, error="not tried: the port completed a TLS "
+                             "handshake, so it speaks implicit TLS", error_type="NotTried")
+                  for mode in plaintext), implicit]
+    late = _greeted_late(implicit, target)
+    if late is None:
+        return [*_each(target, plaintext, parallel), implicit]
+    patient = replace(target, greeting_timeout=min(target.timeout, late + 2.0))
+    results = _each(patient, plaintext, parallel)
+    advice = (f"the server greets only after {late:.1f} s, later than the greeting wait "
+              f"({target.greeting_timeout:g} s): use --greeting-timeout above {late:.0f} s")
+    implicit.hint = (f"answered the TLS handshake with plaintext after {late:.1f} s: the "
+                     "greeting of a server that greets late, not TLS")
+    for result in results:
+        result.hint = advice if result.ok or result.hint is None else f"{result.hint}; {advice}"
+    return [*results, implicit]
+
+
+def _each(target: ProbeTarget, modes: tuple[SecurityOptions, ...],
+          parallel: bool) -> list[ModeResult]:
+    if not parallel or len(modes) == 1:
+        return [probe_mode(target, mode) for mode in modes]
+    with ThreadPoolExecutor(max_workers=len(modes)) as pool:
+        return list(pool.map(lambda mode: probe_mode(target, mode), modes))
+
+
+def _greeted_late(implicit: ModeResult, target: ProbeTarget) -> float | None:
+    """How long the server took to answer the TLS handshake in plaintext, when that was
+    longer than the greeting wait: its greeting came late."""
+    if implicit.error_type != "TlsNotSpokenError":
+        return None
+    seconds = implicit.timings_ms.get("tls_handshake", 0.0) / 1000
+    return seconds if seconds > target.greeting_timeout else None
 
 
 def probe_mode(target: ProbeTarget, mode: SecurityOptions) -> ModeResult:

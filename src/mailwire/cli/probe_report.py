@@ -102,7 +102,7 @@ def _mode_json(result: ModeResult) -> dict[str, Any]:
 def as_text(host: str, proxy: str | None, results: list[ModeResult]) -> str:
     lines = [f"mailwire probe: {host}" + (f" via {proxy}" if proxy else ""), ""]
     for result in results:
-        status = "ok" if result.ok else "FAILED"
+        status = "ok" if result.ok else "skipped" if result.error_type == "NotTried" else "FAILED"
         detail = _timings(result.timings_ms) if result.ok else (result.error or "")
         lines.append(f"  {result.mode.name:<13} {result.port:<6} {status:<7} {detail}")
         if not result.ok and result.hint:

@@ -16,6 +16,7 @@ from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.config import secrets
 from mailwire.config.keys import Layer
 from mailwire.dsn import DeliveryNotificationOptions
+from mailwire.pickup import SmtpDeliveryMethod
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import redact_url
 from mailwire.transport.tls import EncryptionProtocols
@@ -68,6 +69,8 @@ class Settings:
     """Delivery status notifications asked for by default."""
     dsn_return: str | None = None
     require_dsn: bool | None = None
+    delivery_method: SmtpDeliveryMethod | None = None
+    pickup_directory: str | None = None
     source: Path | None = None
     """The file the settings were read from; None when only the environment was used."""
     profile: str | None = None

@@ -150,6 +150,12 @@ SETTINGS: tuple[Setting, ...] = (
             Option("--ret", "delivery", "what a failure report carries: full or headers",
                    metavar="WHAT")),
     Setting("require_dsn", _plain(values.boolean), "require_dsn"),
+    Setting("delivery_method", _plain(values.delivery_method), "delivery_method",
+            Option("--delivery-method", "delivery", "network (default) or "
+                   "specified_pickup_directory", metavar="HOW")),
+    Setting("pickup_directory", values.directory_path, "pickup_directory_location",
+            Option("--pickup-dir", "delivery", "with --delivery-method "
+                   "specified_pickup_directory: write .eml files here", metavar="DIR")),
 )
 
 BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}

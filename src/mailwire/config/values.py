@@ -16,6 +16,7 @@ from pathlib import Path
 from mailwire.auth import SmtpKnownAuthenticationType
 from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.errors import SmtpUsageError
+from mailwire.pickup import SmtpDeliveryMethod
 from mailwire.security import SecurityOptions
 from mailwire.transport.proxy import parse_proxy, redact_url
 from mailwire.transport.tls import EncryptionProtocols
@@ -168,6 +169,14 @@ def dsn_return(value: object) -> str:
     if text not in ("full", "headers"):
         raise ValueError(f"expected full or headers, not {_shown(value)}")
     return text
+
+
+def delivery_method(value: object) -> SmtpDeliveryMethod:
+    """``network`` or ``specified_pickup_directory``."""
+    try:
+        return SmtpDeliveryMethod.parse(str(value))
+    except SmtpUsageError as error:
+        raise ValueError(str(error)) from None
 
 
 def command(value: object) -> tuple[str, ...]:

@@ -177,13 +177,13 @@ class Channel:
             if deadline:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise SmtpTimeoutError(phase, timeout)
+                    raise SmtpTimeoutError(phase, timeout, self.settings.endpoint.describe())
             else:
                 deadline, remaining = time.monotonic() + timeout, timeout
             try:
                 data = yield Read(phase, remaining)
             except SmtpTimeoutError:
-                raise SmtpTimeoutError(phase, timeout) from None
+                raise SmtpTimeoutError(phase, timeout, self.settings.endpoint.describe()) from None
             if not data:
                 raise ConnectionLostError(f"the server closed the connection during {phase}")
             parser.feed(data)

@@ -15,6 +15,9 @@ Rules kept here:
 
 from __future__ import annotations
 
+import logging
+import time
+
 from mailwire.conversation.authentication import AuthenticationFlows
 from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
 from mailwire.conversation.envelope import Envelope, build_envelope
@@ -34,6 +37,8 @@ from mailwire.protocol.replies import Reply
 from mailwire.results import ConnectionInfo
 from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
 
+_log = logging.getLogger("mailwire.connection")
+
 __all__ = ["SERVICE_CLOSING", "Session", "SessionSettings"]
 
 
@@ -44,6 +49,7 @@ class Session(AuthenticationFlows):
     def __init__(self, settings: SessionSettings) -> None:
         super().__init__(settings)
         self._tls_failed = False
+        self._greeted_after: float | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -103,21 +109,66 @@ class Session(AuthenticationFlows):
         except SmtpTimeoutError:
             if self.parser.buffered:
                 raise
-            self._transport = yield StartTls(timeout=self.settings.timeout)
-            greeting = yield from self._read_greeting(self.settings.timeout)
-            yield from self._hello()
-            return self._finish_open(greeting, SecurityOptions.SSL_IMPLICIT)
+            try:
+                self._transport = yield StartTls(timeout=self.settings.timeout)
+            except SmtpTimeoutError as silent:
+                raise SmtpTimeoutError(
+                    silent.phase, silent.seconds, silent.where,
+                    hint=f"it sent no greeting within greeting_timeout "
+                         f"({self.settings.greeting_timeout:g} s) and no TLS answer either: a "
+                         "server that greets later still (raise greeting_timeout), or not an "
+                         "SMTP server") from None
+            except TlsNotSpokenError:
+                # Not TLS in answer to the ClientHello: most likely the plaintext greeting of a
+                # server that greets late (a tarpit). One more connection, with time to greet.
+                self._tls_failed = True
+                self.state.closed()
+                yield Close()
+                self.state.open()
+                greeting = yield from self._late_greeting()
+            else:
+                greeting = yield from self._read_greeting(self.settings.timeout)
+                yield from self._hello()
+                return self._finish_open(greeting, SecurityOptions.SSL_IMPLICIT)
         self._check_greeting(greeting)
         yield from self._hello()
         if self.capabilities.starttls:
             yield from self._start_tls()
             return self._finish_open(greeting, SecurityOptions.SSL_EXPLICIT)
+        where = self.settings.endpoint.describe()
+        if self._greeted_after is not None:
+            raise SmtpSecurityError(
+                f"{where} greeted in plaintext only after {self._greeted_after:.1f} s, later "
+                f"than greeting_timeout ({self.settings.greeting_timeout:g} s), so the TLS "
+                "handshake tried in the meantime failed; it offers no STARTTLS, and AUTO never "
+                "falls back to plaintext after a TLS attempt: set greeting_timeout above "
+                f"{self._greeted_after:.0f} s, or choose the security mode explicitly")
         if self.settings.security is SecurityOptions.SSL_AUTO or self._tls_failed:
             reason = "a TLS attempt failed" if self._tls_failed else "SSL_AUTO requires TLS"
             raise SmtpSecurityError(
-                f"the server offers neither implicit TLS nor STARTTLS, and {reason}"
+                f"{where} offers neither implicit TLS nor STARTTLS, and {reason}"
             )
         return self._finish_open(greeting, SecurityOptions.NONE)
+
+    def _late_greeting(self) -> Flow[Reply]:
+        """A second connection for a server that answered the TLS handshake in plaintext: its
+        greeting is awaited for ``timeout``, and how late it came is remembered for errors."""
+        settings = self.settings
+        self._transport = yield Open(settings.endpoint, tls=False, timeout=settings.timeout)
+        started = time.monotonic()
+        try:
+            greeting = yield from self._read_reply("greeting", settings.timeout)
+        except SmtpTimeoutError:
+            raise SmtpTimeoutError(
+                "greeting", settings.timeout, settings.endpoint.describe(),
+                hint=f"it was silent for greeting_timeout ({settings.greeting_timeout:g} s), "
+                     "then answered the TLS handshake with plaintext, as a server that greets "
+                     "late does; a second connection got no greeting either") from None
+        self._greeted_after = time.monotonic() - started
+        _log.info("%s greeted after %.1f s, later than greeting_timeout (%g s): a "
+                  "greeting_timeout above that spares a connection",
+                  settings.endpoint.describe(), self._greeted_after, settings.greeting_timeout)
+        return greeting
 
     def _connect(self, *, tls: bool) -> Flow[Reply]:
         self._transport = yield Open(self.settings.endpoint, tls=tls, timeout=self.settings.timeout)

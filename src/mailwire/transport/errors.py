@@ -33,7 +33,7 @@ def translate(error: BaseException, phase: str, where: str, timeout: float) -> S
     if isinstance(error, SmtpError):
         return error
     if isinstance(error, TimeoutError | socket.timeout):
-        return SmtpTimeoutError(phase, timeout)
+        return SmtpTimeoutError(phase, timeout, where)
     if isinstance(error, ssl.SSLCertVerificationError):
         return SmtpSecurityError(
             f"the certificate of {where} failed verification: {error.verify_message}"
