@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -270,3 +272,23 @@ def test_installed_script_and_module_entry_point(tmp_path: Path) -> None:
     assert version.stdout.startswith("mailwire ")
     module = run_cli("--version", cwd=tmp_path)
     assert module.stdout == version.stdout
+
+
+def test_a_short_timeout_bounds_the_greeting_wait_too(tmp_path: Path) -> None:
+    """``--timeout 1`` on a host that never greets ends after about 1 s (not the greeting's
+    default 10 s), and the error names host:port."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    port = silent.getsockname()[1]
+    try:
+        began = time.monotonic()
+        result = run_cli("send", "--host", "127.0.0.1", "--port", str(port), "--security",
+                         "none", "--timeout", "1", "--from", "a@example.com", "--to",
+                         "b@example.org", "--body", "x", cwd=tmp_path)
+        elapsed = time.monotonic() - began
+    finally:
+        silent.close()
+    assert result.returncode == 3
+    assert elapsed < 5
+    assert f"127.0.0.1:{port}" in result.stderr and "greeting" in result.stderr

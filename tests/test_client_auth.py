@@ -371,3 +371,38 @@ def test_plaintext_opt_in_does_not_weaken_tls_modes(
     (received,) = server.wait_for_messages(1)
     assert received.tls_version is not None
     assert received.auth_user == USER
+
+
+def test_choosing_mechanisms_after_reading_what_the_server_offers(
+    servers: Servers, certificates: Certificates
+) -> None:
+    """The seed's own flow (issue 11): read ``supported_authentication`` (which connects but
+    does not log in), then set ``allowed_authentication``: the next send logs in with it."""
+    server = servers(mechanisms=("LOGIN", "SCRAM-SHA-256"))
+    with tls_client(server, certificates, password=PASSWORD) as client:
+        assert Auth.SCRAM_SHA_256 in client.supported_authentication
+        client.allowed_authentication = Auth.LOGIN
+        client.send(MESSAGE)
+        assert client.connection_info.auth_mechanism == "LOGIN"
+    (received,) = server.wait_for_messages(1)
+    assert received.auth_mechanism == "LOGIN"
+
+
+def test_a_login_change_after_logging_in_takes_effect_on_the_next_send(
+    servers: Servers, certificates: Certificates
+) -> None:
+    """SMTP allows one AUTH per connection: a change of mechanisms or credentials after a login
+    is made on a new connection, before the next message."""
+    server = servers(mechanisms=("LOGIN", "SCRAM-SHA-256"))
+    with tls_client(server, certificates, password=PASSWORD) as client:
+        client.send(MESSAGE)
+        assert client.connection_info.auth_mechanism == "SCRAM-SHA-256"
+        first = client.connection_info.local_address
+        client.allowed_authentication = Auth.LOGIN
+        client.send(MESSAGE)
+        assert client.connection_info.auth_mechanism == "LOGIN"
+        assert client.connection_info.local_address != first
+        client.send(MESSAGE)
+        assert client.connection_info.auth_mechanism == "LOGIN"
+    assert [m.auth_mechanism for m in server.wait_for_messages(3)] == [
+        "SCRAM-SHA-256", "LOGIN", "LOGIN"]

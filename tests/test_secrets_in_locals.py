@@ -6,7 +6,7 @@ its steps in turn (the AUTH line, each challenge, each response, the verdict), a
 is searched as ``tests/support/exposure.py`` describes: every frame of mailwire's code, the
 values' reprs, containers, dataclass fields, the attributes of mailwire's objects and the
 locals of the suspended mechanism. The same for a refused password or token, a refreshed token,
-and a password that is not UTF-8. ``repr(Credentials)`` and ``repr(session_settings())`` show
+and a password that is not UTF-8. ``repr(Credentials)`` and ``repr(_session_settings())`` show
 no secret either.
 """
 
@@ -157,7 +157,7 @@ def test_a_secret_that_is_not_utf8_is_a_usage_error_that_does_not_show_it(
 
 def test_reprs_show_no_secret() -> None:
     client = SmtpClient("smtp.example.com", 587, USER, PASSWORD, oauth_token=TOKEN)
-    settings = client.session_settings()
+    settings = client._session_settings()
     assert settings.credentials is not None
     shown = "\n".join([repr(settings), str(settings), repr(settings.credentials),
                        repr(Credentials(USER, PASSWORD, TOKEN))])

@@ -130,7 +130,7 @@ class AsyncSmtpClient(ClientOptions):
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             written = write_all(messages, self._prepared, self.pickup_directory_location)
             return bulk_async.reported(bulk_async.from_thread(written), messages, callbacks)
-        return bulk_async.send_many(self._runner, self.session_settings, messages, options,
+        return bulk_async.send_many(self._runner, self._session_settings, messages, options,
                                     callbacks)
 
     async def quit(self) -> None:

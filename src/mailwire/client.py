@@ -163,7 +163,7 @@ class SmtpClient(ClientOptions):
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return callbacks.reported(write_all(messages, self._prepared,
                                                 self.pickup_directory_location), messages)
-        return bulk_sync.send_many(self._runner, self.session_settings, messages, options,
+        return bulk_sync.send_many(self._runner, self._session_settings, messages, options,
                                    callbacks, processes)
 
     def quit(self) -> None:

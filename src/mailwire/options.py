@@ -3,7 +3,7 @@
 ``ClientOptions`` holds host, port, credentials, security mode, timeouts, authentication choice,
 default sender, proxy, local address and TLS options, each checked as it is set (see
 ``mailwire.option_checks``). Any attribute may be changed at any time; the change takes effect
-on the next connection. ``session_settings()`` freezes them for one connection.
+on the next connection. ``_session_settings()`` freezes them for one connection.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ class ClientOptions:
         self.require_dsn = require_dsn
         self.delivery_method = delivery_method
         self.pickup_directory_location = pickup_directory_location
-        self._core = ClientCore(self.session_settings, login=self._login)
+        self._core = ClientCore(self._session_settings, login=self._login)
 
     @classmethod
     def from_config(
@@ -353,7 +353,7 @@ class ClientOptions:
 
     # -- freezing for one connection -----------------------------------------------------------
 
-    def tls_settings(self) -> TlsSettings:
+    def _tls_settings(self) -> TlsSettings:
         return TlsSettings(
             protocols=self._encryption,
             exact_protocols=self._exact_encryption,
@@ -365,8 +365,8 @@ class ClientOptions:
             ssl_context=self.ssl_context,
         )
 
-    def endpoint(self) -> Endpoint:
-        settings = self.tls_settings()
+    def _endpoint(self) -> Endpoint:
+        settings = self._tls_settings()
         if self._security is not SecurityOptions.NONE:
             context_for(settings)  # a TLS option that cannot work fails here, before connecting
         port = self.effective_port
@@ -377,7 +377,7 @@ class ClientOptions:
             bind = bind(remote)
         return Endpoint(self.host, port, settings, proxy, bind)
 
-    def credentials(self) -> Credentials | None:
+    def _credentials(self) -> Credentials | None:
         """The user name with the password and OAuth token (or token provider), secrets wrapped
         here so that no frame of the check below holds them as plain text."""
         if self.username is None:
@@ -386,17 +386,17 @@ class ClientOptions:
 
     def _login(self) -> Login:
         """How the next login goes (read when a connection authenticates)."""
-        return Login(self.credentials(), self.allowed_authentication,
+        return Login(self._credentials(), self.allowed_authentication,
                      self.allow_plaintext_credentials)
 
-    def session_settings(self) -> SessionSettings:
+    def _session_settings(self) -> SessionSettings:
         return SessionSettings(
-            endpoint=self.endpoint(),
+            endpoint=self._endpoint(),
             security=self._security,
             timeout=self.timeout,
             greeting_timeout=self.greeting_timeout,
             local_hostname=self.local_hostname,
-            credentials=self.credentials(),
+            credentials=self._credentials(),
             allowed_authentication=self.allowed_authentication,
             allow_plaintext_credentials=self.allow_plaintext_credentials,
             dsn=DsnDefaults(self._notify, self._dsn_return, self.require_dsn),

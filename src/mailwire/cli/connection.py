@@ -148,7 +148,12 @@ def client_from_args(args: argparse.Namespace, settings: Settings,
         raise ConfigError(f"user {settings.username!r} has no password: use --ask-password, "
                           "--password-env VAR, MAILWIRE_PASSWORD, or password_env / "
                           "password_command in the configuration file")
-    return SmtpClient.from_settings(settings)
+    client = SmtpClient.from_settings(settings)
+    if (settings.timeout is not None and settings.greeting_timeout is None
+            and settings.timeout < client.greeting_timeout):
+        # --timeout 5 means no wait longer than 5 s: the greeting's included
+        client.greeting_timeout = settings.timeout
+    return client
 
 
 def _from_env(name: str, environ: Mapping[str, str]) -> str:
