@@ -25,6 +25,7 @@ from mailwire.errors import (
     SmtpUsageError,
     TlsNotSpokenError,
 )
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.options import BindEndpoint
 from mailwire.outgoing import Outgoing
 from mailwire.pool import AsyncSmtpPool, SmtpPool
@@ -48,6 +49,7 @@ __all__ = [
     "ConnectionLostError",
     "DataRefusedError",
     "DeliveryUnknownError",
+    "DkimSigner",
     "EncryptionProtocols",
     "GreetingRefusedError",
     "HttpProxy",

@@ -80,7 +80,8 @@ class AsyncSmtpClient(ClientOptions):
         """Send one message; see ``SmtpClient.send``. Safe to call from several tasks at
         once; a cancelled call never affects another call's message."""
         return await self._runner.send(self._core.ticket(message, sender, recipients,
-                                                         self.default_sender))
+                                                         self.default_sender,
+                                                         self.dkim_signer))
 
     async def send_mail(
         self,
@@ -110,7 +111,8 @@ class AsyncSmtpClient(ClientOptions):
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
-                              default_sender=self.default_sender)
+                              default_sender=self.default_sender,
+                              dkim_signer=self.dkim_signer)
         return bulk_async.send_many(self._runner, self.session_settings, messages, options,
                                     progress)
 

@@ -91,7 +91,8 @@ class SmtpClient(ClientOptions):
 
         Safe to call from several threads at once: their messages share the pipeline."""
         return self._runner.send(self._core.ticket(message, sender, recipients,
-                                                       self.default_sender))
+                                                       self.default_sender,
+                                                       self.dkim_signer))
 
     def send_mail(
         self,
@@ -135,7 +136,8 @@ class SmtpClient(ClientOptions):
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
-                              default_sender=self.default_sender)
+                              default_sender=self.default_sender,
+                              dkim_signer=self.dkim_signer)
         return bulk_sync.send_many(self._runner, self.session_settings, messages, options,
                                    progress, processes)
 

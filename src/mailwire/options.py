@@ -28,6 +28,7 @@ from mailwire.conversation.channel import Login
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
 from mailwire.errors import SmtpUsageError
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.security import SecurityOptions
 from mailwire.transport import tls
 from mailwire.transport.endpoint import Endpoint, LocalAddress
@@ -83,6 +84,7 @@ class ClientOptions:
         certificate_validation_callback: CertificateValidationCallback | None = None,
         dangerously_skip_certificate_verification: bool = False,
         default_sender: str | None = None,
+        dkim_signer: DkimSigner | None = None,
     ) -> None:
         """The client's settings; nothing connects until an operation needs to.
 
@@ -110,6 +112,8 @@ class ClientOptions:
         default_sender: the envelope sender (and From) of a message that names none, when no
             ``sender=`` is given (default None; ``from_config`` sets it from the configuration's
             ``sender`` or .NET ``from``).
+        dkim_signer: a ``mailwire.DkimSigner`` that signs every message as it is sent, after
+            mailwire's own changes (default None: messages are sent unsigned).
         proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
         bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
             ``(remote host, port) -> (address, port)``.
@@ -148,6 +152,7 @@ class ClientOptions:
         self.certificate_validation_callback = certificate_validation_callback
         self.dangerously_skip_certificate_verification = dangerously_skip_certificate_verification
         self.default_sender = default_sender
+        self.dkim_signer = dkim_signer
         self._core = ClientCore(self.session_settings, login=self._login)
 
     @classmethod
@@ -217,6 +222,18 @@ class ClientOptions:
             raise SmtpUsageError(f"default_sender must be an address without control "
                                  f"characters, or None; got {value!r}")
         self._default_sender = value
+
+    @property
+    def dkim_signer(self) -> DkimSigner | None:
+        """Signs every message with DKIM as it is sent; see the class docstring."""
+        return self._dkim_signer
+
+    @dkim_signer.setter
+    def dkim_signer(self, value: DkimSigner | None) -> None:
+        if value is not None and not isinstance(value, DkimSigner):
+            raise SmtpUsageError(f"dkim_signer must be a mailwire.DkimSigner or None, not "
+                                 f"{type(value).__name__}")
+        self._dkim_signer = value
 
     @property
     def security(self) -> SecurityOptions:

@@ -75,6 +75,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--ask-password", action="store_true",
                       help="prompt for the password (or read the first line of standard "
                            "input when it is not a terminal)")
+    _add_group(parser.add_argument_group("DKIM signing"), "dkim")
 
 
 def _add_group(group: argparse._ArgumentGroup, name: str) -> None:

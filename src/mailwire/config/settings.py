@@ -63,6 +63,11 @@ class Settings:
     insecure_skip_verify: bool = False
     allowed_mechanisms: SmtpKnownAuthenticationType | None = None
     allow_plaintext_credentials: bool = False
+    dkim_key: str | None = None
+    """The DKIM private key file; with ``dkim_selector`` and ``dkim_domain``, every message
+    is signed."""
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
     source: Path | None = None
     """The file the settings were read from; None when only the environment was used."""
     profile: str | None = None
