@@ -86,8 +86,8 @@ def parse_key(data: bytes, what: str) -> SigningKey:
                                           serialization.PrivateFormat.Raw,
                                           serialization.NoEncryption()))
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise SmtpUsageError(f"{what} is a {type(key).__name__.removesuffix('PrivateKey')} key; "
-                             "DKIM signs with RSA or Ed25519 keys")
+        raise SmtpUsageError(f"{what} is an {type(key).__name__}; DKIM signs with RSA or "
+                             "Ed25519 keys")
     if key.key_size < MIN_RSA_BITS:
         raise SmtpUsageError(f"{what} is a {key.key_size}-bit RSA key; verifiers refuse keys "
                              f"shorter than {MIN_RSA_BITS} bits (RFC 8301): use 2048 bits")
