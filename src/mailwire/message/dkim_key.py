@@ -58,7 +58,13 @@ def read_key(private_key: bytes | bytearray | os.PathLike[str]) -> SigningKey:
         raise SmtpUsageError("private_key is a str: pass a pathlib.Path for a key file, or the "
                              "PEM text as bytes (text.encode())")
     if isinstance(private_key, os.PathLike):
-        return parse_key(_read_file(os.fspath(private_key)), f"the DKIM key file {private_key}")
+        path = os.fspath(private_key)
+        data, others_may_read = _read_file(path)
+        key = parse_key(data, f"the DKIM key file {path}")
+        if others_may_read:
+            warn(f"the DKIM private key {path} may be read by every user of this machine: run "
+                 f"chmod 600 {path}", InsecureSettingWarning)
+        return key
     if isinstance(private_key, bytes | bytearray):
         return parse_key(bytes(private_key), "the DKIM private key")
     raise SmtpUsageError(f"private_key must be PEM bytes or a pathlib.Path, not "
@@ -122,7 +128,8 @@ def _bare_seed(data: bytes, what: str) -> bytes:
     return seed
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str) -> tuple[bytes, bool]:
+    """The file's bytes, and whether users other than its owner and group may read it."""
     try:
         with open(path, "rb") as handle:
             status = os.fstat(handle.fileno())
@@ -135,7 +142,4 @@ def _read_file(path: str) -> bytes:
     if len(data) > MAX_KEY_FILE:
         raise SmtpUsageError(f"the DKIM key file {path} is larger than "
                              f"{MAX_KEY_FILE // 1024} KiB: not a key")
-    if hasattr(os, "geteuid") and status.st_mode & stat.S_IROTH:
-        warn(f"the DKIM private key {path} may be read by every user of this machine: run "
-             f"chmod 600 {path}", InsecureSettingWarning)
-    return data
+    return data, hasattr(os, "geteuid") and bool(status.st_mode & stat.S_IROTH)
