@@ -22,6 +22,7 @@ from mailwire import (
     Outgoing,
     SecurityOptions,
     SmtpClient,
+    SmtpPool,
 )
 from mailwire.devserver import DevServer
 from mailwire.message import MessageInput, prepare
@@ -260,6 +261,19 @@ def test_a_message_dkim_cannot_sign_fails_before_connecting() -> None:
         client.send(b"Sender: a@example.com\r\nTo: b@example.org\r\n\r\nx\r\n")
     with pytest.raises(MessageError, match="cannot be DKIM-signed"):
         client.send(b"From: a@example.com\r\nTo: b@example.org\r\nnot a field\r\n\r\nx\r\n")
+
+
+def test_pooled_clients_sign_with_the_pool_option(server_pool: Callable[..., DevServer]) -> None:
+    server = server_pool()
+    pool = SmtpPool(server.host, server.port, security="none", timeout=5.0,
+                    max_connections=2, dkim_signer=signer())
+    try:
+        pool.send(RAW)
+        assert all(result.sent for result in pool.send_many([RAW, email_message()]))
+    finally:
+        pool.close()
+    for data in received(server, 3):
+        check(data)
 
 
 def test_without_a_signer_nothing_is_signed(server_pool: Callable[..., DevServer]) -> None:

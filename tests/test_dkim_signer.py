@@ -221,3 +221,11 @@ def test_import_mailwire_does_not_import_dkimpy() -> None:
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, env=environment).stdout
     assert output.strip() == "[]"
+
+
+def test_a_signer_cannot_be_changed_after_its_checks() -> None:
+    made = signer()
+    with pytest.raises(AttributeError):
+        made.selector = "a;b=c"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        made.domain = "evil.example"  # type: ignore[misc]

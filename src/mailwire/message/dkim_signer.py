@@ -55,8 +55,8 @@ class DkimSigner:
         (``x=``); default None, no expiry.
     """
 
-    __slots__ = ("_key", "body_canonicalization", "domain", "expires_after",
-                 "header_canonicalization", "headers", "identity", "selector")
+    __slots__ = ("_body_canonicalization", "_domain", "_expires_after",
+                 "_header_canonicalization", "_headers", "_identity", "_key", "_selector")
 
     def __init__(
         self,
@@ -73,14 +73,46 @@ class DkimSigner:
         problem = missing_extra("dkim", "dkim")
         if problem is not None:
             raise SmtpUsageError(f"DKIM signing {problem}")
-        self.domain = _domain(domain, "domain")
-        self.selector = _selector(selector)
-        self.headers = _headers(headers)
-        self.header_canonicalization = _canonicalization(header_canonicalization, "header")
-        self.body_canonicalization = _canonicalization(body_canonicalization, "body")
-        self.identity = _identity(identity, self.domain)
-        self.expires_after = _expiry(expires_after)
+        self._domain = _domain(domain, "domain")
+        self._selector = _selector(selector)
+        self._headers = _headers(headers)
+        self._header_canonicalization = _canonicalization(header_canonicalization, "header")
+        self._body_canonicalization = _canonicalization(body_canonicalization, "body")
+        self._identity = _identity(identity, self._domain)
+        self._expires_after = _expiry(expires_after)
         self._key: SigningKey = read_key(private_key)
+
+    # Read-only: each was checked once, and a signer may be shared by threads and clients.
+
+    @property
+    def domain(self) -> str:
+        """The signing domain (``d=``), in A-labels."""
+        return self._domain
+
+    @property
+    def selector(self) -> str:
+        return self._selector
+
+    @property
+    def headers(self) -> tuple[str, ...] | None:
+        """The field names signed (lower case), or None for the default choice."""
+        return self._headers
+
+    @property
+    def header_canonicalization(self) -> str:
+        return self._header_canonicalization
+
+    @property
+    def body_canonicalization(self) -> str:
+        return self._body_canonicalization
+
+    @property
+    def identity(self) -> str | None:
+        return self._identity
+
+    @property
+    def expires_after(self) -> float | None:
+        return self._expires_after
 
     @property
     def algorithm(self) -> str:
