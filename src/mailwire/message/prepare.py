@@ -4,7 +4,8 @@ Every kind of input ends up the same way: a stream of bytes whose header section
 and read with the framer's definition of a line break (``header_section``). The envelope, when
 not given, comes from that header section through the strict address reader; Bcc and
 Resent-Bcc fields are removed from it whether or not the envelope was given. The body is never
-read before it is sent.
+read before it is sent, except by a DKIM signer, which hashes it first (``signing``): the
+signature covers the message as it is finally sent.
 """
 
 from __future__ import annotations
@@ -102,7 +103,11 @@ def _body_again(again: Callable[[], Iterator[bytes]], header: bytes) -> Reread:
     """The body read again, after a header section that must be the one read the first time."""
 
     def body() -> Iterator[bytes]:
-        split = split_header_section(again())
+        try:
+            split = split_header_section(again())
+        except OSError as error:
+            raise MessageError(f"reading the message again after DKIM signing failed: "
+                               f"{error}") from None
         if split.header != header:
             raise MessageError("the message changed between DKIM signing and sending (a file "
                                "written meanwhile?); nothing was sent")
