@@ -26,6 +26,7 @@ from mailwire.errors import (
     SmtpUsageError,
     TlsNotSpokenError,
 )
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.options import BindEndpoint
 from mailwire.outgoing import Outgoing
 from mailwire.pickup import SmtpDeliveryMethod
@@ -51,6 +52,7 @@ __all__ = [
     "DataRefusedError",
     "DeliveryNotificationOptions",
     "DeliveryUnknownError",
+    "DkimSigner",
     "EncryptionProtocols",
     "GreetingRefusedError",
     "HttpProxy",

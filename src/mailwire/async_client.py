@@ -93,7 +93,8 @@ class AsyncSmtpClient(ClientOptions):
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return await asyncio.to_thread(self._to_pickup, outgoing)
         return await self._runner.send(self._core.ticket(outgoing,
-                                                         self.default_sender))
+                                                         self.default_sender,
+                                                         self.dkim_signer))
 
     async def send_mail(
         self,
@@ -125,7 +126,8 @@ class AsyncSmtpClient(ClientOptions):
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
-                              default_sender=self.default_sender)
+                              default_sender=self.default_sender,
+                              dkim_signer=self.dkim_signer)
         callbacks = Callbacks(progress, on_sent, on_failed)
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             written = write_all(messages, self._prepared, self.pickup_directory_location)

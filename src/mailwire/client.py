@@ -110,7 +110,8 @@ class SmtpClient(ClientOptions):
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return self._to_pickup(outgoing)
         return self._runner.send(self._core.ticket(outgoing,
-                                                       self.default_sender))
+                                                       self.default_sender,
+                                                       self.dkim_signer))
 
     def send_mail(
         self,
@@ -158,7 +159,8 @@ class SmtpClient(ClientOptions):
         options = BulkOptions(connections, max_attempts, retry_delay,
                               messages_per_connection=messages_per_connection,
                               rate_limit=rate_limit, max_in_flight=max_in_flight,
-                              default_sender=self.default_sender)
+                              default_sender=self.default_sender,
+                              dkim_signer=self.dkim_signer)
         callbacks = Callbacks(progress, on_sent, on_failed)
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return callbacks.reported(write_all(messages, self._prepared,

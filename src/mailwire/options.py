@@ -31,6 +31,7 @@ from mailwire.conversation.session import SessionSettings
 from mailwire.dsn import DeliveryNotificationOptions, return_value
 from mailwire.errors import SmtpUsageError
 from mailwire.message import PreparedMessage
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.outgoing import Outgoing
 from mailwire.pickup import SmtpDeliveryMethod, write_to_pickup
 from mailwire.results import SendResult
@@ -95,6 +96,7 @@ class ClientOptions:
         require_dsn: bool = True,
         delivery_method: SmtpDeliveryMethod | str = SmtpDeliveryMethod.NETWORK,
         pickup_directory_location: str | os.PathLike[str] | None = None,
+        dkim_signer: DkimSigner | None = None,
     ) -> None:
         """The client's settings; nothing connects until an operation needs to.
 
@@ -132,6 +134,8 @@ class ClientOptions:
         delivery_method: ``SmtpDeliveryMethod.NETWORK`` (default) or
             ``SPECIFIED_PICKUP_DIRECTORY``: write each message as an ``.eml`` file into
             ``pickup_directory_location`` instead of sending it (``mailwire.pickup``).
+        dkim_signer: a ``mailwire.DkimSigner`` that signs every message as it is sent, after
+            mailwire's own changes (default None: messages are sent unsigned).
         proxy: a ``SocksProxy``, an ``HttpProxy`` or a URL (``socks5h://user:pass@host:1080``).
         bind_endpoint: the local ``(address, port)`` to connect from (port 0: any), or a callable
             ``(remote host, port) -> (address, port)``.
@@ -175,6 +179,7 @@ class ClientOptions:
         self.require_dsn = require_dsn
         self.delivery_method = delivery_method
         self.pickup_directory_location = pickup_directory_location
+        self.dkim_signer = dkim_signer
         self._core = ClientCore(self._session_settings, login=self._login)
 
     @classmethod
@@ -266,7 +271,7 @@ class ClientOptions:
 
     def _prepared(self, outgoing: Outgoing) -> PreparedMessage:
         """``outgoing`` read for sending (envelope checked, Bcc removed)."""
-        prepared = self._core.ticket(outgoing, self.default_sender).prepared
+        prepared = self._core.ticket(outgoing, self.default_sender, self.dkim_signer).prepared
         assert prepared is not None
         return prepared
 
@@ -281,6 +286,18 @@ class ClientOptions:
     def dsn_return(self, value: str | None) -> None:
         return_value(value)
         self._dsn_return = value
+
+    @property
+    def dkim_signer(self) -> DkimSigner | None:
+        """Signs every message with DKIM as it is sent; see the class docstring."""
+        return self._dkim_signer
+
+    @dkim_signer.setter
+    def dkim_signer(self, value: DkimSigner | None) -> None:
+        if value is not None and not isinstance(value, DkimSigner):
+            raise SmtpUsageError(f"dkim_signer must be a mailwire.DkimSigner or None, not "
+                                 f"{type(value).__name__}")
+        self._dkim_signer = value
 
     @property
     def security(self) -> SecurityOptions:

@@ -76,6 +76,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
                       help="prompt for the password (or read the first line of standard "
                            "input when it is not a terminal)")
     _add_group(parser.add_argument_group("delivery status notifications"), "delivery")
+    _add_group(parser.add_argument_group("DKIM signing"), "dkim")
 
 
 def _add_group(group: argparse._ArgumentGroup, name: str) -> None:

@@ -14,7 +14,7 @@ Keys (the same in every TOML table, and as ``MAILWIRE_<KEY>`` variables):
     local_hostname (the EHLO name), sender, proxy (URL), bind ("host[:port]"),
     tls_versions (["TLS12", "TLS13"]), ca_file, ca_path, client_certificate, client_key,
     insecure_skip_verify, allowed_mechanisms (["SCRAM-SHA-256", "PLAIN"]),
-    allow_plaintext_credentials
+    allow_plaintext_credentials, dkim_key, dkim_selector, dkim_domain (DKIM signing)
 
 Relative paths (and the folder a password command runs in) are relative to the file that gave
 them. Any problem raises ``mailwire.ConfigError`` naming the file, line, key and problem.

@@ -8,12 +8,14 @@ objects with those attributes: the clients import the configuration, never the r
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from mailwire.config.search import SEARCH_ORDER
 from mailwire.config.settings import Settings
 from mailwire.config.table import SETTINGS
 from mailwire.errors import ConfigError
+from mailwire.message.dkim_signer import DkimSigner
 
 
 def require_host(settings: Settings) -> str:
@@ -39,7 +41,25 @@ def client_values(settings: Settings) -> dict[str, Any]:
         if setting.key == "client_certificate" and settings.client_key:
             value = (value, settings.client_key)
         given[setting.attribute] = value
+    signer = dkim_signer(settings)
+    if signer is not None:
+        given["dkim_signer"] = signer
     return given
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The signer ``dkim_key``, ``dkim_selector`` and ``dkim_domain`` make (all or none)."""
+    parts = {"dkim_key": settings.dkim_key, "dkim_selector": settings.dkim_selector,
+             "dkim_domain": settings.dkim_domain}
+    missing = [key for key, value in parts.items() if not value]
+    if len(missing) == len(parts):
+        return None
+    if missing:
+        flags = ", ".join("--" + key.replace("_", "-") for key in parts)
+        raise ConfigError(f"DKIM signing needs dkim_key, dkim_selector and dkim_domain "
+                          f"({flags}); missing: {', '.join(missing)}")
+    assert settings.dkim_key and settings.dkim_selector and settings.dkim_domain
+    return DkimSigner(settings.dkim_domain, settings.dkim_selector, Path(settings.dkim_key))
 
 
 def apply_settings(settings: Settings, client: object) -> None:

@@ -71,6 +71,11 @@ class Settings:
     require_dsn: bool | None = None
     delivery_method: SmtpDeliveryMethod | None = None
     pickup_directory: str | None = None
+    dkim_key: str | None = None
+    """The DKIM private key file; with ``dkim_selector`` and ``dkim_domain``, every message
+    is signed."""
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
     source: Path | None = None
     """The file the settings were read from; None when only the environment was used."""
     profile: str | None = None

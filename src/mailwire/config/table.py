@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mailwire.config import values
+from mailwire.message.dkim_signer import check_domain, check_selector
 
 ENV_PREFIX = "MAILWIRE_"
 
@@ -33,7 +34,7 @@ class Option:
 
     flag: str
     group: str
-    """``server``, ``network``, ``authentication`` or ``delivery``."""
+    """``server``, ``network``, ``authentication``, ``delivery`` or ``dkim``."""
     help: str
     metavar: str | None = None
     switch: bool = False
@@ -76,6 +77,10 @@ def _turns_off_verification(on: object) -> str | None:
 
 def _allows_plaintext_credentials(on: object) -> str | None:
     return "allows credentials over an unencrypted connection" if on is True else None
+
+
+def _signs_with_a_private_key(_path: object) -> str:
+    return "signs with a private key"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -156,6 +161,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pickup_directory", values.directory_path, "pickup_directory_location",
             Option("--pickup-dir", "delivery", "with --delivery-method "
                    "specified_pickup_directory: write .eml files here", metavar="DIR")),
+    # The three together make the client's dkim_signer (mailwire.config.apply).
+    Setting("dkim_key", values.file_path, None,
+            Option("--dkim-key", "dkim", "sign each message with DKIM using this private key "
+                   "(PEM, RSA or Ed25519)", metavar="FILE"),
+            refused_when_found=_signs_with_a_private_key),
+    Setting("dkim_selector", _plain(check_selector), None,
+            Option("--dkim-selector", "dkim", "the DKIM selector (s=) of that key",
+                   metavar="SELECTOR")),
+    Setting("dkim_domain", _plain(check_domain), None,
+            Option("--dkim-domain", "dkim", "the DKIM signing domain (d=)", metavar="DOMAIN")),
 )
 
 BY_KEY: dict[str, Setting] = {setting.key: setting for setting in SETTINGS}

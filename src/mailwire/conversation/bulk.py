@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from mailwire.conversation.tickets import Ticket, is_transient
 from mailwire.errors import SmtpError, SmtpUsageError
 from mailwire.message import MessageInput
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.outgoing import Outgoing
 from mailwire.results import BulkResult, SendResult
 
@@ -36,6 +37,7 @@ class BulkOptions:
     rate_limit: float | None = None
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     default_sender: str | None = None
+    dkim_signer: DkimSigner | None = None
 
     def __post_init__(self) -> None:
         if self.connections < 1 or self.max_attempts < 1:
@@ -111,7 +113,8 @@ class BulkFeed:
                     outgoing = item if isinstance(item, Outgoing) else Outgoing(item)
                     self._outstanding += 1
                     ticket = Ticket(outgoing, self, index=index,
-                                    default_sender=self._options.default_sender)
+                                    default_sender=self._options.default_sender,
+                                    dkim_signer=self._options.dkim_signer)
                     return self._hand_out(ticket, now)
             if self._retries:
                 return max(self._retries[0][0] - now, 0.001)

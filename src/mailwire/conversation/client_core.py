@@ -22,6 +22,7 @@ from mailwire.conversation.stepper import Stepper
 from mailwire.conversation.tickets import DirectFeed, Feed, Ticket
 from mailwire.errors import AuthenticationError
 from mailwire.message import PreparedMessage, prepare
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.outgoing import Outgoing
 from mailwire.protocol.replies import Reply
 from mailwire.results import ConnectionInfo
@@ -122,17 +123,19 @@ class ClientCore:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def ticket(self, outgoing: Outgoing, default_sender: str | None = None) -> Ticket:
+    def ticket(self, outgoing: Outgoing, default_sender: str | None = None,
+               dkim_signer: DkimSigner | None = None) -> Ticket:
         """A ticket for ``send``: the message is read (envelope, headers) here, so that bad input
         fails before any connection is made."""
-        ticket = Ticket(outgoing, self.direct, default_sender=default_sender)
+        ticket = Ticket(outgoing, self.direct, default_sender=default_sender,
+                        dkim_signer=dkim_signer)
         ticket.prepared = self.prepare(ticket)
         return ticket
 
     def prepare(self, ticket: Ticket) -> PreparedMessage:
         outgoing = ticket.outgoing
         return prepare(outgoing.message, outgoing.sender, outgoing.addresses(),
-                       default_sender=ticket.default_sender)
+                       default_sender=ticket.default_sender, dkim_signer=ticket.dkim_signer)
 
     def attach(self, feed: Feed) -> None:
         self.feeds.append(feed)

@@ -32,6 +32,7 @@ from mailwire.errors import (
     SmtpUsageError,
 )
 from mailwire.message import PreparedMessage
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.outgoing import Outgoing
 from mailwire.results import SendResult
 
@@ -42,17 +43,20 @@ REPLAYABLE = (Message, bytes, bytearray, memoryview, os.PathLike)
 class Ticket:
     """One message on its way: what to send, and its outcome once settled."""
 
-    __slots__ = ("_cancelled", "attempts", "default_sender", "done", "error", "feed", "index",
-                 "outgoing", "prepared", "result", "reused", "watcher")
+    __slots__ = ("_cancelled", "attempts", "default_sender", "dkim_signer", "done", "error",
+                 "feed", "index", "outgoing", "prepared", "result", "reused", "watcher")
 
     def __init__(self, outgoing: Outgoing, feed: Feed, *, index: int = 0,
                  prepared: PreparedMessage | None = None,
-                 default_sender: str | None = None) -> None:
+                 default_sender: str | None = None,
+                 dkim_signer: DkimSigner | None = None) -> None:
         self.outgoing = outgoing
         self.feed = feed
         self.index = index
         self.default_sender = default_sender
         """The envelope sender when neither the caller nor the message names one."""
+        self.dkim_signer = dkim_signer
+        """Signs the message as it is sent, or None."""
         self.prepared = prepared
         """Made ready by the caller for its first try; later tries prepare the message again."""
         self.attempts = 0

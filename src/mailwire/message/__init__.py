@@ -6,6 +6,10 @@
     header_section   the header section cut off and read with the framer's line breaks; Bcc
     address_list     the strict, linear-time reader of address-list fields
     envelope         the envelope as given, else from the header fields
+    dkim_body        the DKIM body hash, computed as the body streams past
+    dkim_key         a DKIM private key read and checked (cryptography), ready for dkimpy
+    dkim_signer      ``DkimSigner``: its settings checked, the DKIM-Signature field (dkimpy)
+    signing          signing in two passes over the body (read again, or kept) as it is sent
     prepare          all of it together: ``prepare`` -> ``PreparedMessage``
     simple           ``simple_message``, what ``send_mail`` sends
 """

@@ -4,20 +4,24 @@ Every kind of input ends up the same way: a stream of bytes whose header section
 and read with the framer's definition of a line break (``header_section``). The envelope, when
 not given, comes from that header section through the strict address reader; Bcc and
 Resent-Bcc fields are removed from it whether or not the envelope was given. The body is never
-read before it is sent.
+read before it is sent, except by a DKIM signer, which hashes it first (``signing``): the
+signature covers the message as it is finally sent.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 
+from mailwire.errors import MessageError
+from mailwire.message.dkim_signer import DkimSigner
 from mailwire.message.email_objects import check_written_fields, write_message
 from mailwire.message.envelope import BCC_FIELDS, envelope
 from mailwire.message.header_section import parse_header_section, split_header_section
-from mailwire.message.sources import MessageInput, Source, open_source
+from mailwire.message.signing import Reread, sign_message
+from mailwire.message.sources import MessageInput, Source, open_source, reopener
 from mailwire.protocol.addresses import Mailbox
 
 
@@ -40,20 +44,24 @@ def prepare(
     *,
     utf8_headers: bool = False,
     default_sender: str | None = None,
+    dkim_signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Validate the envelope and set up the chunk stream of ``message``.
 
     ``default_sender`` is the sender when none is given and the message has no Sender or From
-    field; a message object without From also gets it as its From field.
+    field; a message object without From also gets it as its From field. ``dkim_signer`` signs
+    the message as it will be sent (after every change made here); see ``signing``.
     """
     written_names: list[str] | None = None
     added = b""
+    again = None
     if isinstance(message, Message):
         written = write_message(message, sender, recipients, default_sender=default_sender,
                                 utf8_headers=utf8_headers)
         source = Source(written.chunks, written.size, not written.ascii)
         written_names, added = written.field_names, written.added_fields
     else:
+        again = reopener(message) if dkim_signer is not None else None
         source = open_source(message)
     split = split_header_section(source.chunks)
     header = split.header
@@ -73,16 +81,39 @@ def prepare(
     size = source.size
     if size is not None:
         size += split.growth + len(header) - len(split.header)
+    body, eight_bit = split.rest, source.eight_bit
+    if dkim_signer is not None:
+        reread = _body_again(again, split.header) if again is not None else None
+        signed = sign_message(dkim_signer, header, body, reread,
+                              in_memory=isinstance(message, Message))
+        header, body, size, eight_bit = signed.header, signed.body, signed.size, signed.eight_bit
     return PreparedMessage(
         sender=envelope_sender,
         recipients=envelope_recipients,
-        chunks=itertools.chain((header,), split.rest),
+        chunks=itertools.chain((header,), body),
         size=size,
-        eight_bit=source.eight_bit,
+        eight_bit=eight_bit,
         needs_smtputf8=(envelope_sender.needs_smtputf8
                         or any(r.needs_smtputf8 for r in envelope_recipients)
                         or not header.isascii()),
     )
+
+
+def _body_again(again: Callable[[], Iterator[bytes]], header: bytes) -> Reread:
+    """The body read again, after a header section that must be the one read the first time."""
+
+    def body() -> Iterator[bytes]:
+        try:
+            split = split_header_section(again())
+        except OSError as error:
+            raise MessageError(f"reading the message again after DKIM signing failed: "
+                               f"{error}") from None
+        if split.header != header:
+            raise MessageError("the message changed between DKIM signing and sending (a file "
+                               "written meanwhile?); nothing was sent")
+        return split.rest
+
+    return body
 
 
 def _no_fields(_name: str) -> list[str]:

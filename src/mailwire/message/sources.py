@@ -9,7 +9,7 @@ in an error. A file or stream of any size costs one chunk of memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import IO, TypeAlias
@@ -56,6 +56,33 @@ def open_source(message: bytes | bytearray | memoryview | os.PathLike[str] | IO[
     if hasattr(message, "read"):
         return Source(_read_file(message, close=False), None, None)  # type: ignore[arg-type]
     return Source(iter(message), None, None)
+
+
+def reopener(message: object) -> Callable[[], Iterator[bytes]] | None:
+    """How to read a raw input again from where it starts now (bytes, a path, a seekable binary
+    file); None for a stream that can be read only once. Call it before reading starts."""
+    if isinstance(message, bytes | bytearray | memoryview | os.PathLike):
+        return lambda: open_source(message).chunks
+    if hasattr(message, "read") and hasattr(message, "seek") and _seekable(message):
+        handle: IO[bytes] = message  # type: ignore[assignment]
+        try:
+            start = handle.tell()
+        except (OSError, ValueError):
+            return None
+
+        def again() -> Iterator[bytes]:
+            handle.seek(start)
+            return _read_file(handle, close=False)
+
+        return again
+    return None
+
+
+def _seekable(stream: object) -> bool:
+    try:
+        return bool(stream.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _slices(view: memoryview) -> Iterator[bytes]:
