@@ -12,6 +12,7 @@ from mailwire import SmtpPool
 from mailwire.devserver import Certificates, DevServer
 from tests.support.chaos import ChaosServer
 from tests.support.pooling import labelled, secure_options
+from tests.support.postfix import PostfixServer
 
 Counting = Callable[..., ChaosServer]
 
@@ -98,3 +99,29 @@ def test_a_refused_message_does_not_spoil_the_connection_for_the_next_user(
     assert again.sent
     pool.close()
     assert len(server.wait_for_messages(2)) == 2
+
+
+def test_a_message_refused_at_its_end_of_data_leaves_the_pooled_connection_usable(
+    postfix_server: PostfixServer,
+) -> None:
+    """Postfix keeps a transaction refused at its end of data open ("503 nested MAIL" for the
+    next MAIL). The pooled connection goes back as it is and its next user's message starts
+    with RSET: sent on the same connection, not on a new one."""
+    server = postfix_server
+    server.clear()
+    pool = SmtpPool(server.host, server.port, security="none", max_connections=1)
+    refused = labelled("refused").replace(b"user@example.org", b"reject-data@example.test")
+    [result] = pool.send_many([refused])
+    assert not result.sent and result.error is not None and result.error.code == 550
+    with pool.borrow() as client:
+        first = client.connection_info
+    assert first is not None
+    accepted = labelled("next").replace(b"user@example.org", b"pooled@example.test")
+    [again] = pool.send_many([accepted])
+    assert again.sent, again.error
+    with pool.borrow() as client:
+        assert client.connection_info is not None
+        assert client.connection_info.local_address == first.local_address
+    pool.close()
+    assert [message.recipient for message in server.messages(to="pooled@example.test")] == [
+        "pooled@example.test"]

@@ -37,7 +37,6 @@ from mailwire.integrations import missing_extra
 from mailwire.integrations.shared_pools import OPTIONS, shared_pool
 from mailwire.outgoing import Outgoing
 from mailwire.pool import SmtpPool
-from mailwire.pool.spread import quit_quietly
 from mailwire.results import BulkResult
 
 try:
@@ -150,8 +149,6 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
     def _send(self, outgoing: list[Outgoing]) -> list[BulkResult]:
         if self._client is not None:
             results = list(self._client.send_many(outgoing))
-            if any(result.error is not None for result in results):
-                quit_quietly(self._client)  # start the next batch on a clean connection
         else:
             results = list(self.pool.send_many(outgoing, connections=self.connections))
         return sorted(results, key=lambda result: result.index)

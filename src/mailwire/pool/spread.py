@@ -5,9 +5,8 @@ message from one shared source, so a fast connection takes more of the work. Res
 renumbered to the message's position in the caller's input. If the caller stops reading, no
 new message is handed out; the messages already started finish before the clients go back.
 
-A connection on which a message failed is QUIT before it goes back to the pool: a batch can end
-with the server still inside a refused transaction, and the next user of the connection must
-start clean.
+A connection on which a message failed goes back to the pool as it is: the connection's engine
+starts the next transaction with RSET after a failed one, so the next user starts clean.
 """
 
 from __future__ import annotations
@@ -86,15 +85,11 @@ def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: floa
     total = _total(messages)
     rate = _per_connection(rate_limit, len(clients))
     if len(clients) == 1:
-        failed = False
         outcomes = clients[0].send_many(messages, rate_limit=rate, **options)
         for done, outcome in enumerate(outcomes, 1):
-            failed = failed or outcome.error is not None
             if progress is not None:
                 progress(done, total)
             yield outcome
-        if failed:
-            quit_quietly(clients[0])
         return
     source = SharedSource(messages)
     finished: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -102,14 +97,10 @@ def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: floa
 
     def run(client: SmtpClient) -> None:
         positions: list[int] = []
-        failed = False
         try:
             for outcome in client.send_many(source.share(positions), rate_limit=rate,
                                             **options):
-                failed = failed or outcome.error is not None
                 finished.put(replace(outcome, index=positions[outcome.index]))
-            if failed:
-                quit_quietly(client)
         except BaseException as failure:
             failures.append(failure)
         finally:
@@ -153,14 +144,10 @@ async def spread_async(clients: list[AsyncSmtpClient], messages: Iterable[Item],
 
     async def run(client: AsyncSmtpClient) -> None:
         positions: list[int] = []
-        failed = False
         try:
             async for outcome in client.send_many(source.share(positions), rate_limit=rate,
                                                   **options):
-                failed = failed or outcome.error is not None
                 finished.put_nowait(replace(outcome, index=positions[outcome.index]))
-            if failed:
-                await quit_quietly_async(client)
         except Exception as failure:
             failures.append(failure)
         finally:
