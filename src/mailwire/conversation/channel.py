@@ -133,12 +133,14 @@ class Channel:
             raise SmtpProtocolError(f"the server sent {self.parser.buffered} byte(s) nobody asked "
                                     f"for before {before}")
 
-    def write(self, data: bytes, phase: str, shown: Sequence[str] = ()) -> Flow[None]:
-        """Write ``data``; then trace ``shown`` (what went out, redacted where needed)."""
+    def write(self, data: bytes, phase: str, shown: Sequence[str | bytes] = ()) -> Flow[None]:
+        """Write ``data``; then trace ``shown`` (what went out, redacted where needed; a command
+        line as bytes is decoded only when the trace is on)."""
         yield Write(data, phase, self.settings.timeout)
         if shown and trace.isEnabledFor(logging.DEBUG):
             for line in shown:
-                trace.debug("C: %s", line)
+                trace.debug("C: %s", line if isinstance(line, str)
+                            else line.decode("utf-8", "replace").rstrip())
 
     def _command(self, line: bytes, phase: str, shown: str | None = None) -> Flow[Reply]:
         """One command and its reply; the connection is BROKEN if the reply does not come."""

@@ -41,6 +41,14 @@ def build_envelope(capabilities: Capabilities, message: PreparedMessage, outgoin
                    defaults: DsnDefaults, *, tls: bool) -> Envelope:
     """The MAIL and RCPT commands for ``message`` (checked against the server's limits)."""
     parameters, check_eight_bit = mail_parameters(capabilities, message)
+    if _plain(outgoing, defaults):
+        return Envelope(
+            sender=message.sender.text,
+            mail=commands.mail(message.sender, parameters),
+            rcpts=[commands.rcpt(recipient, ()) for recipient in message.recipients],
+            addresses=[recipient.text for recipient in message.recipients],
+            check_eight_bit=check_eight_bit,
+        )
     notify = DeliveryNotificationOptions.parse(
         outgoing.notify if outgoing.notify is not None else defaults.notify)
     ret = return_value(outgoing.ret if outgoing.ret is not None else defaults.ret)
@@ -88,6 +96,17 @@ def build_envelope(capabilities: Capabilities, message: PreparedMessage, outgoin
         addresses=[recipient.text for recipient in message.recipients],
         check_eight_bit=check_eight_bit,
     )
+
+
+def _plain(outgoing: Outgoing, defaults: DsnDefaults) -> bool:
+    """Nothing but the message's own parameters: no notifications, REQUIRETLS or the caller's
+    own parameters (the common case, built without looking for them)."""
+    recipients = outgoing.recipients
+    return (outgoing.notify is None and outgoing.ret is None and outgoing.envid is None
+            and not outgoing.require_tls and not outgoing.mail_options
+            and not outgoing.rcpt_options and defaults.ret is None
+            and defaults.notify is DeliveryNotificationOptions.NONE
+            and (recipients is None or isinstance(recipients, str)))
 
 
 def _own(extra: tuple[str, ...], ours: list[str], command: str) -> list[str]:

@@ -64,6 +64,7 @@ class Attempt:
     chunk_refusal: Reply | None = None
     final: Reply | None = None
     owed: int = 0
+    rcpts_accepted: int = 0
     content_started: bool = False
     end_written: bool = False
     reset_sent: bool = False
@@ -77,6 +78,8 @@ class Attempt:
             self.mail = reply
         elif kind is Owed.RCPT:
             self.rcpts.append(reply)
+            if reply.code in ACCEPTED:
+                self.rcpts_accepted += 1
         elif kind is Owed.DATA:
             self.data = reply
         elif kind is Owed.CHUNK:
@@ -97,7 +100,7 @@ class Attempt:
         """Why the message cannot go on to its data, from the replies in so far."""
         if self.mail is not None and self.mail.code != 250:
             return SenderRefusedError(self.envelope.sender, self.mail)
-        if len(self.rcpts) == len(self.envelope.rcpts) and not self.accepted:
+        if len(self.rcpts) == len(self.envelope.rcpts) and not self.rcpts_accepted:
             return RecipientsRefusedError(self._refused())
         if self.data is not None and self.data.code != 354:
             return DataRefusedError("the server refused DATA", reply=self.data)

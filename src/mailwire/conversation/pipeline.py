@@ -83,7 +83,7 @@ class Unit:
 
     data: bytes
     owed: tuple[Owed, ...] = ()
-    shown: tuple[str, ...] = ()
+    shown: tuple[str | bytes, ...] = ()
     wait: bool = False
     end: bool = False
     content: bool = False
@@ -112,13 +112,17 @@ class Pipeline:
         self.reused = False
         self.wait: float | None = None
         self._out = bytearray()
-        self._shown: list[str] = []
+        self._shown: list[str | bytes] = []
         self._write_phase = "MAIL"
+        self.settled: deque[tuple[Ticket, SendResult | SmtpError]] = deque()
 
     @property
     def max_in_flight(self) -> int:
         """The smallest window any feed asks for (``send_many(max_in_flight=...)``)."""
-        return min(feed.max_in_flight for feed in self.feeds)
+        feeds = self.feeds
+        if len(feeds) == 1:
+            return feeds[0].max_in_flight
+        return min(feed.max_in_flight for feed in feeds)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -129,12 +133,15 @@ class Pipeline:
         try:
             return (yield from self._run())
         except BaseException as error:
+            self._report_settled()
             self._give_up(error)
             raise
 
     def _run(self) -> Flow[float | None]:
         while True:
             idle = not self.flight and self.writing is None
+            if idle:
+                self._report_settled()
             if idle and self.renew:
                 yield from self._retire()
             if idle and not self.staged:
@@ -142,9 +149,11 @@ class Pipeline:
                 if not self.staged:
                     yield from self._close_if_finished()
                     return self.wait
-            session = yield from self._session()
-            if session is None:
-                continue
+            session = self.core.session
+            if session is None or (not self.flight and self.writing is None):
+                session = yield from self._session()
+                if session is None:
+                    continue
             try:
                 yield from self._write(session)
                 if self.owed:
@@ -154,7 +163,8 @@ class Pipeline:
 
     def _stage(self, most: int) -> None:
         """Take up to ``most`` tickets from the feeds, within what may be in flight at once.
-        Before a connection is ready one is enough: the others may go to other connections."""
+        A message is taken when it is about to be written (or read ahead while the server
+        works), one at a time: the others stay with the feed for the other connections."""
         self.wait = None
         room = min(most, self.max_in_flight - len(self.flight) - len(self.staged))
         for _ in range(room):
@@ -228,7 +238,7 @@ class Pipeline:
                 if len(self.flight) >= self.max_in_flight:
                     break
                 if not self.staged:
-                    self._stage(self.max_in_flight)
+                    self._stage(1)
                     if not self.staged:
                         break
                 if not session.state.open_for_commands:
@@ -257,6 +267,7 @@ class Pipeline:
             elif len(self._out) >= WRITE_BUFFER:
                 yield from self._flush(session)
         yield from self._flush(session)
+        self._report_settled()
 
     def _start(self, session: Session, ticket: Ticket) -> Attempt | None:
         """``ticket``'s attempt on ``session``; None when it cannot be sent (and was settled)."""
@@ -264,9 +275,11 @@ class Pipeline:
             self._finish_ticket(ticket, _withdrawn())
             return None
         ticket.reused = self.reused
+        prepared = self._prepared(ticket)
+        if prepared is None:
+            return None
+        ticket.prepared = None
         try:
-            prepared = ticket.prepared or self.core.prepare(ticket)
-            ticket.prepared = None
             envelope = session.envelope(prepared, ticket.outgoing)
             chunked = session.capabilities.chunking
             attempt = Attempt(ticket, prepared, envelope, chunked)
@@ -274,11 +287,8 @@ class Pipeline:
                     and session.capabilities.pipelining):
                 attempt.framed = frame_whole(prepared, envelope.check_eight_bit,
                                              dot_stuff=not chunked)
-        except SmtpError as error:
-            self._finish_ticket(ticket, error)
-            return None
         except Exception as error:
-            self._finish_ticket(ticket, MessageError(f"reading the message failed: {error}"))
+            self._unreadable(ticket, error)
             return None
         if not self.owed and not self._out:
             session.ensure_nothing_unread("MAIL")
@@ -292,6 +302,33 @@ class Pipeline:
         self.flight.append(attempt)
         self.writing = (attempt, script(attempt, session.capabilities.pipelining))
         return attempt
+
+    def _prepared(self, ticket: Ticket) -> PreparedMessage | None:
+        """``ticket``'s message read and checked; None when it cannot be (and was settled)."""
+        if ticket.prepared is None:
+            try:
+                ticket.prepared = self.core.prepare(ticket)
+            except Exception as error:
+                self._unreadable(ticket, error)
+                return None
+        return ticket.prepared
+
+    def _unreadable(self, ticket: Ticket, error: Exception) -> None:
+        """Settle ``ticket``, whose message could not be read, checked or framed."""
+        self._finish_ticket(ticket, error if isinstance(error, SmtpError)
+                            else MessageError(f"reading the message failed: {error}"))
+
+    def _prepare_ahead(self) -> None:
+        """While the server works on what was written: read the next staged message, so that
+        it is ready to go when the replies come (messages that cannot be read are settled and
+        leave the queue)."""
+        if not self.staged and self.flight:
+            self._stage(1)
+        while self.staged and self.staged[0].prepared is None:
+            ticket = self.staged[0]
+            if ticket.cancelled or self._prepared(ticket) is not None:
+                return
+            self.staged.popleft()
 
     def _add(self, attempt: Attempt, unit: Unit) -> None:
         if unit.content:
@@ -325,8 +362,12 @@ class Pipeline:
 
     def _read(self, session: Session) -> Flow[None]:
         """Wait for the next reply, then take every reply already received."""
-        self._take_reply(session, (yield from session.next_reply(self._phase(),
-                                                                 session.settings.timeout)))
+        reply = session.buffered_reply()
+        if reply is None:
+            self._report_settled()
+            self._prepare_ahead()
+            reply = yield from session.next_reply(self._phase(), session.settings.timeout)
+        self._take_reply(session, reply)
         while self.owed and (reply := session.buffered_reply()) is not None:
             self._take_reply(session, reply)
         if not self.owed:
@@ -377,7 +418,15 @@ class Pipeline:
             session.needs_reset = True
         self.flight.remove(attempt)
         session.state.end_message()
-        self._finish_ticket(attempt.ticket, outcome)
+        self.settled.append((attempt.ticket, outcome))
+
+    def _report_settled(self) -> None:
+        """Hand the outcomes settled so far to their feeds. Done after the next write has gone
+        out (and before waiting), so that reporting a result is not in the way of the server."""
+        settled = self.settled
+        while settled:
+            ticket, outcome = settled.popleft()
+            self._finish_ticket(ticket, outcome)
 
     def _finish_ticket(self, ticket: Ticket, outcome: SendResult | SmtpError) -> None:
         if ticket.feed.finish(ticket, outcome):
@@ -386,6 +435,7 @@ class Pipeline:
     def _connection_failed(self, session: Session, error: SmtpError) -> Flow[None]:
         """The connection cannot go on: settle what was on it, close it, and keep the staged
         tickets for the next connection."""
+        self._report_settled()
         self._settle_all(session, error)
         yield from session.close()
         self.core.forget()
@@ -472,7 +522,7 @@ def _envelope_step_by_step(attempt: Attempt) -> Iterator[Unit]:
     if attempt.envelope_refusal is not None:
         return
     for line in envelope.rcpts:
-        yield Unit(line, (Owed.RCPT,), (_shown(line),), wait=True)
+        yield Unit(line, (Owed.RCPT,), (line,), wait=True)
     if attempt.envelope_refusal is not None or attempt.chunked:
         return
     yield Unit(commands.DATA, (Owed.DATA,), ("DATA",), wait=True)
@@ -538,12 +588,9 @@ def _withdrawn() -> MessageError:
                         "nothing was delivered")
 
 
-def _envelope_lines(envelope: Envelope) -> tuple[str, ...]:
-    return (_shown(envelope.mail), *(_shown(line) for line in envelope.rcpts))
-
-
-def _shown(line: bytes) -> str:
-    return line.decode("utf-8", "replace").rstrip()
+def _envelope_lines(envelope: Envelope) -> tuple[bytes, ...]:
+    """The envelope's lines for the trace (decoded only when it is on)."""
+    return (envelope.mail, *envelope.rcpts)
 
 
 # -- message data ---------------------------------------------------------------------------------
@@ -584,4 +631,4 @@ def frame_whole(prepared: PreparedMessage, check_eight_bit: bool, *, dot_stuff: 
     if check_eight_bit and not content.isascii():
         raise MessageError("the message has 8-bit data and the server does not offer 8BITMIME")
     framer = DataFramer(dot_stuff=dot_stuff)
-    return framer.frame(content) + framer.finish()
+    return framer.frame(content, normalized=prepared.normalized) + framer.finish()

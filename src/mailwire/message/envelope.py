@@ -36,6 +36,8 @@ def envelope(
         field_values = values(prefix + name)
         if resent:
             field_values = field_values[:1]
+        if not field_values:
+            return []
         what = f"the {(prefix + name).title()} header field"
         return [found for value in field_values for found in addresses(value, what)]
 

@@ -68,30 +68,33 @@ class HeaderSection:
 
 
 def parse_header_section(section: bytes) -> HeaderSection:
-    """The fields of ``section``, a header section already normalized to CRLF line breaks."""
+    """The fields of ``section``, a header section already normalized to CRLF line breaks.
+
+    A field is a line and the lines after it that start with a space or a tab; its name is what
+    comes before the first colon of its first line (empty when that is no field name). The
+    section holds no CR or LF outside a CRLF, so ``bytes.splitlines`` (which splits at CR, LF and
+    CRLF only) cuts exactly at its CRLFs."""
     blank_line = section == CRLF or section.endswith(_BLANK_LINE)
     body = section[:-2] if blank_line else section
-    ends_with_crlf = body.endswith(CRLF)
-    if ends_with_crlf:
-        body = body[:-2]
-    if not body and not ends_with_crlf:
-        return HeaderSection((), blank_line)
-    lines = body.split(CRLF)
-    last = len(lines) - 1
     fields: list[Field] = []
-    current: list[bytes] = []
-    current_name = ""
-    for index, line in enumerate(lines):
-        raw = line + CRLF if index < last or ends_with_crlf else line
-        if current and line[:1] in (b" ", b"\t"):
-            current.append(raw)
+    name: str | None = None
+    start = end = 0
+    for line in body.splitlines(keepends=True):
+        if name is not None and line[0] in _WSP:
+            end += len(line)
             continue
-        if current:
-            fields.append(Field(current_name, b"".join(current)))
+        if name is not None:
+            fields.append(_new_field(Field, (name, body[start:end])))
         head, colon, _ = line.partition(b":")
-        current, current_name = [raw], _field_name(head) if colon else ""
-    fields.append(Field(current_name, b"".join(current)))
+        name = _field_name(head) if colon else ""
+        start, end = end, end + len(line)
+    if name is not None:
+        fields.append(_new_field(Field, (name, body[start:end])))
     return HeaderSection(tuple(fields), blank_line)
+
+
+_WSP = (0x20, 0x09)
+_new_field = tuple.__new__
 
 
 @functools.lru_cache(maxsize=1024)

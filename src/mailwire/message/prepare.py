@@ -18,10 +18,15 @@ from email.message import Message
 from mailwire.errors import MessageError
 from mailwire.message.dkim_signer import DkimSigner
 from mailwire.message.email_objects import check_written_fields, write_message
-from mailwire.message.envelope import BCC_FIELDS, envelope
-from mailwire.message.header_section import parse_header_section, split_header_section
+from mailwire.message.envelope import BCC_FIELDS, ENVELOPE_FIELDS, envelope
+from mailwire.message.header_section import (
+    Field,
+    HeaderSection,
+    parse_header_section,
+    split_header_section,
+)
 from mailwire.message.signing import Reread, sign_message
-from mailwire.message.sources import MessageInput, Source, open_source, reopener
+from mailwire.message.sources import CHUNK_SIZE, MessageInput, Source, open_source, reopener
 from mailwire.protocol.addresses import Mailbox
 
 
@@ -35,6 +40,9 @@ class PreparedMessage:
     size: int | None
     eight_bit: bool | None
     needs_smtputf8: bool
+    normalized: bool = False
+    """Every line break in ``chunks`` is already a CRLF (a message given whole as bytes: it was
+    normalized while its header section was read), so framing need not look again."""
 
 
 def prepare(
@@ -74,9 +82,10 @@ def prepare(
         if written_names is not None:
             check_written_fields(section.names(), written_names)
         section = section.with_fields(added)
-        envelope_sender, envelope_recipients = envelope(section.values, sender, recipients,
+        found = _envelope_fields(section)
+        envelope_sender, envelope_recipients = envelope(_values_of(found), sender, recipients,
                                                         default_sender)
-        if added or any(field.name in BCC_FIELDS for field in section.fields):
+        if added or not BCC_FIELDS.isdisjoint(found):
             header = section.without(BCC_FIELDS).to_bytes()
     size = source.size
     if size is not None:
@@ -96,6 +105,8 @@ def prepare(
         needs_smtputf8=(envelope_sender.needs_smtputf8
                         or any(r.needs_smtputf8 for r in envelope_recipients)
                         or not header.isascii()),
+        normalized=(dkim_signer is None and isinstance(message, bytes | bytearray)
+                    and len(message) <= CHUNK_SIZE and not message.endswith(b"\r")),
     )
 
 
@@ -118,3 +129,20 @@ def _body_again(again: Callable[[], Iterator[bytes]], header: bytes) -> Reread:
 
 def _no_fields(_name: str) -> list[str]:
     return []
+
+
+def _envelope_fields(section: HeaderSection) -> dict[str, list[Field]]:
+    """The section's envelope fields (Bcc included) by name, in one pass."""
+    found: dict[str, list[Field]] = {}
+    for field in section.fields:
+        if field.name in ENVELOPE_FIELDS:
+            found.setdefault(field.name, []).append(field)
+    return found
+
+
+def _values_of(found: dict[str, list[Field]]) -> Callable[[str], list[str]]:
+    def values(name: str) -> list[str]:
+        fields = found.get(name)
+        return [field.value() for field in fields] if fields else []
+
+    return values

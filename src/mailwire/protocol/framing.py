@@ -24,8 +24,9 @@ class DataFramer:
         self._at_line_start = True
         self._pending_cr = False
 
-    def frame(self, chunk: bytes | bytearray | memoryview) -> bytes:
-        """The wire form of the next chunk of the message (may be empty)."""
+    def frame(self, chunk: bytes | bytearray | memoryview, *, normalized: bool = False) -> bytes:
+        """The wire form of the next chunk of the message (may be empty). ``normalized``: the
+        caller knows every line break in the chunk is a CRLF already."""
         data = bytes(chunk)
         if self._pending_cr:
             data = b"\r" + data
@@ -35,7 +36,8 @@ class DataFramer:
             self._pending_cr = True
         if not data:
             return data
-        data = normalize_line_ends(data)
+        if not normalized:
+            data = normalize_line_ends(data)
         if self._dot_stuff:
             data = data.replace(b"\n.", b"\n..")
             if self._at_line_start and data[0] == 0x2E:
@@ -57,9 +59,11 @@ class DataFramer:
 
 def normalize_line_ends(data: bytes) -> bytes:
     """``data`` with every CR, LF and CRLF turned into CRLF."""
-    carriage_returns = data.count(b"\r")
-    if carriage_returns == 0:
+    if b"\r" not in data:
         return data.replace(b"\n", b"\r\n") if b"\n" in data else data
-    if carriage_returns == data.count(b"\n") == data.count(b"\r\n"):
+    # Already normalized when every CR and LF belongs to a CRLF: nothing is left of either once
+    # the CRLFs are taken out (a bare one is never part of the CRLF pairs found left to right).
+    rest = data.replace(b"\r\n", b"")
+    if b"\r" not in rest and b"\n" not in rest:
         return data
     return _LINE_END.sub(b"\r\n", data)

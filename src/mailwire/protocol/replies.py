@@ -51,6 +51,10 @@ class Reply:
         return f"{self.code} {' / '.join(self.lines)}".rstrip()
 
 
+_CODES = {str(code).encode(): code for code in range(200, 600)}
+"""Every valid reply code, by its three digits."""
+
+
 class ReplyParser:
     """Turns a byte stream from the server into ``Reply`` objects."""
 
@@ -99,6 +103,18 @@ class ReplyParser:
                 self._position = position
                 return None
             stop = end - 1 if end > position and data[end - 1] == 0x0D else end
+            if not self._lines and stop > position + 3 and data[position + 3] == 0x20:
+                code = _CODES.get(data[position:position + 3])
+                if code is not None:
+                    # The common case, a one-line reply: what _take_line checks holds here.
+                    single = Reply(code, (data[position + 4 : stop].decode("utf-8", "replace"),))
+                    self._pending_bytes = 0
+                    position = end + 1
+                    if position == len(data):
+                        self._data = b""
+                        position = 0
+                    self._position = position
+                    return single
             self._pending_bytes += end + 1 - position
             reply = self._take_line(data, position, stop)
             position = end + 1

@@ -98,7 +98,8 @@ class ConnectionState:
 
     def begin_message(self) -> None:
         self.messages += 1
-        self.move(Event.BEGIN)
+        if self.phase is not Phase.BUSY:  # BUSY --begin--> BUSY: nothing to look up
+            self.move(Event.BEGIN)
 
     def end_message(self) -> None:
         self.messages -= 1
