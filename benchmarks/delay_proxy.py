@@ -67,10 +67,10 @@ class DelayProxy:
             loop.run_forever()
         finally:
             self._server.close()
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.sleep(0))
+            while tasks := asyncio.all_tasks(loop):
+                for task in tasks:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.close()
 
     async def _relay(self, client_reader: asyncio.StreamReader,
@@ -86,9 +86,10 @@ class DelayProxy:
                 import socket
 
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await asyncio.gather(self._pump(client_reader, server_writer),
-                             self._pump(server_reader, client_writer),
-                             return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):  # only stop() cancels: end quietly
+            await asyncio.gather(self._pump(client_reader, server_writer),
+                                 self._pump(server_reader, client_writer),
+                                 return_exceptions=True)
         for writer in (client_writer, server_writer):
             with contextlib.suppress(Exception):
                 writer.close()
