@@ -35,6 +35,9 @@ class DelayProxy:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._ready = threading.Event()
+        # asyncio holds tasks weakly, and a stream's protocol holds its reader weakly: a relay
+        # whose both directions wait for bytes is otherwise garbage and gets destroyed mid-way.
+        self._relays: set[asyncio.Task[None]] = set()
 
     def start(self) -> DelayProxy:
         self._thread = threading.Thread(target=self._serve, name="delay-proxy", daemon=True)
@@ -75,6 +78,10 @@ class DelayProxy:
 
     async def _relay(self, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
