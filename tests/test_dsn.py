@@ -217,3 +217,34 @@ def test_notify_and_ret_come_from_the_configuration(tmp_path: Path) -> None:
                                                     | DeliveryNotificationOptions.DELAY)
     assert client.dsn_return == "headers"
     assert client.require_dsn is False
+
+
+@pytest.mark.parametrize("recipients", [["b@example.org", "c@example.org"],
+                                        ("b@example.org", "c@example.org")])
+def test_plain_address_lists_are_built_as_the_general_road_builds_them(
+    recipients: list[str] | tuple[str, ...],
+) -> None:
+    """A list of plain addresses takes the short road (no per-recipient options to look for);
+    the commands must be those of the general road, taken by ``Recipient`` items without
+    options, and a client-wide NOTIFY still sends the message down the general road."""
+    from mailwire import Outgoing
+    from mailwire.conversation.envelope import DsnDefaults, build_envelope
+    from mailwire.message.prepare import prepare
+    from mailwire.protocol.capabilities import Capabilities
+    from mailwire.protocol.replies import Reply as ServerReply
+
+    capabilities = Capabilities.from_ehlo(
+        ServerReply(250, ("mx.example.org", "PIPELINING", "DSN", "8BITMIME", "SIZE 100000")))
+    prepared = prepare(message("b@example.org"), SENDER, list(recipients))
+
+    def built(items: object, defaults: DsnDefaults) -> tuple[bytes, list[bytes], list[str]]:
+        envelope = build_envelope(capabilities, prepared, Outgoing(b"", SENDER, items),
+                                  defaults, tls=False)
+        return envelope.mail, envelope.rcpts, envelope.addresses
+
+    general = [Recipient(address) for address in recipients]
+    assert built(recipients, DsnDefaults()) == built(general, DsnDefaults())
+    notifying = DsnDefaults(notify=DeliveryNotificationOptions.ON_FAILURE)
+    _, rcpts, _ = built(recipients, notifying)
+    assert rcpts == built(general, notifying)[1]
+    assert all(b" NOTIFY=FAILURE" in line for line in rcpts)

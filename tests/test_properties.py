@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mailwire.errors import SmtpProtocolError, SmtpUsageError
+from mailwire.errors import MessageError, SmtpProtocolError, SmtpUsageError
+from mailwire.message.header_section import split_header_section, split_whole
+from mailwire.message.prepare import prepare
 from mailwire.protocol import commands
 from mailwire.protocol.addresses import Mailbox, parse_mailbox
 from mailwire.protocol.capabilities import Capabilities
@@ -117,6 +119,46 @@ def test_framing_invariants_for_any_chunking(data: bytes, offsets: list[int]) ->
     # The end-of-data sequence only at the very end.
     if wire != b".\r\n":
         assert wire.find(END_MARKER) == len(wire) - len(END_MARKER)
+
+
+header_bytes = st.lists(
+    st.sampled_from([b"\r", b"\n", b"\r\n", b"\r\n\r\n", b"\n\n", b"\r\r", b"Bcc: x@y",
+                     b"To: a@example.org", b"a", b" ", b".", b"\xc3\xa9"]),
+    max_size=30,
+).map(b"".join)
+
+
+@FAST
+@given(data=header_bytes, offsets=st.lists(st.integers(min_value=0, max_value=200), max_size=8))
+def test_a_message_read_whole_splits_as_one_read_in_pieces(data: bytes,
+                                                            offsets: list[int]) -> None:
+    """The one-piece reader of small in-memory messages agrees with the streaming one."""
+    assume(not data.endswith(b"\r"))
+    whole = split_whole(data)
+    whole_rest = b"".join(whole.rest)
+    one_piece = split_header_section(iter([data]))
+    assert (whole.header, whole_rest, whole.growth) == (
+        one_piece.header, b"".join(one_piece.rest), one_piece.growth)
+    # In pieces, what follows the header section is passed on as read (framing normalizes it).
+    pieces = split_header_section(iter(cut(data, offsets)))
+    assert whole.header == pieces.header
+    assert whole_rest == normalize_line_ends(b"".join(pieces.rest))
+
+
+@FAST
+@given(data=header_bytes)
+def test_bytes_and_bytearray_messages_are_prepared_alike(data: bytes) -> None:
+    """A small bytes message takes a shorter road than other inputs; it must end the same."""
+    outcomes = []
+    for message in (data, bytearray(data)):
+        try:
+            prepared = prepare(message, "a@example.org", ["b@example.org"])
+        except MessageError as error:
+            outcomes.append(str(error))
+            continue
+        outcomes.append((b"".join(prepared.chunks), prepared.size, prepared.eight_bit,
+                         prepared.needs_smtputf8, prepared.normalized))
+    assert outcomes[0] == outcomes[1]
 
 
 @FAST

@@ -106,7 +106,9 @@ def _plain(outgoing: Outgoing, defaults: DsnDefaults) -> bool:
             and not outgoing.require_tls and not outgoing.mail_options
             and not outgoing.rcpt_options and defaults.ret is None
             and defaults.notify is DeliveryNotificationOptions.NONE
-            and (recipients is None or isinstance(recipients, str)))
+            and (recipients is None or isinstance(recipients, str)
+                 or (isinstance(recipients, list | tuple)
+                     and all(isinstance(item, str) for item in recipients))))
 
 
 def _own(extra: tuple[str, ...], ours: list[str], command: str) -> list[str]:

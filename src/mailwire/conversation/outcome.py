@@ -144,6 +144,9 @@ def decide(attempt: Attempt, cause: SmtpError | None = None) -> SendResult | Smt
             if refusal is not None or attempt.chunk_refusal is not None:
                 return SmtpProtocolError("the server accepted a message whose transaction had "
                                          "failed", reply=final)
+            addresses = attempt.envelope.addresses
+            if attempt.rcpts_accepted == len(addresses):  # the common case: every one taken
+                return SendResult(attempt.envelope.sender, tuple(addresses), {}, final)
             return SendResult(attempt.envelope.sender, tuple(attempt.accepted),
                               attempt._refused(), final)
         return refusal or _chunk_refusal(attempt) or DataRefusedError(

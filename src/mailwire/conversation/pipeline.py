@@ -119,10 +119,12 @@ class Pipeline:
     @property
     def max_in_flight(self) -> int:
         """The smallest window any feed asks for (``send_many(max_in_flight=...)``)."""
-        feeds = self.feeds
-        if len(feeds) == 1:
-            return feeds[0].max_in_flight
-        return min(feed.max_in_flight for feed in feeds)
+        smallest = 0
+        for feed in self.feeds:  # a loop: this is asked twice per message
+            window = feed.max_in_flight
+            if window < smallest or not smallest:
+                smallest = window
+        return smallest
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -251,7 +253,8 @@ class Pipeline:
             unit = next(units, None)
             if unit is None:
                 self.writing = None
-                self._settle_if_answered(session, attempt)
+                if not attempt.owed:
+                    self._settle_if_answered(session, attempt)
                 continue
             if isinstance(unit, Abandon):
                 yield from self._abandon(session, attempt, unit.error)
@@ -267,7 +270,8 @@ class Pipeline:
             elif len(self._out) >= WRITE_BUFFER:
                 yield from self._flush(session)
         yield from self._flush(session)
-        self._report_settled()
+        if self.settled:
+            self._report_settled()
 
     def _start(self, session: Session, ticket: Ticket) -> Attempt | None:
         """``ticket``'s attempt on ``session``; None when it cannot be sent (and was settled)."""
@@ -364,9 +368,10 @@ class Pipeline:
         """Wait for the next reply, then take every reply already received."""
         reply = session.buffered_reply()
         if reply is None:
-            self._report_settled()
+            if self.settled:
+                self._report_settled()
             self._prepare_ahead()
-            reply = yield from session.next_reply(self._phase(), session.settings.timeout)
+            reply = yield from session.next_reply(self.owed[0][1].value, session.settings.timeout)
         self._take_reply(session, reply)
         while self.owed and (reply := session.buffered_reply()) is not None:
             self._take_reply(session, reply)
@@ -384,9 +389,6 @@ class Pipeline:
             self._take_reply(session, reply)
         while self.owed and attempt.owed > MAX_UNANSWERED_CHUNKS:
             yield from self._read(session)
-
-    def _phase(self) -> str:
-        return self.owed[0][1].value if self.owed else "reply"
 
     def _take_reply(self, session: Session, reply: Reply) -> None:
         attempt, kind = self.owed.popleft()

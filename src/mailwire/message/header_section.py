@@ -147,7 +147,21 @@ def split_header_section(stream: Iterator[bytes]) -> SplitMessage:
     return SplitMessage(bytes(normalized), iter(()), len(normalized) - read)
 
 
-def _header_end(normalized: bytearray, searched_from: int) -> int:
+def split_whole(data: bytes) -> SplitMessage:
+    """``split_header_section`` of a message given whole as one piece of bytes that does not end
+    with a CR (nothing is held back for the next piece), without copying it piece by piece."""
+    normalized = normalize_line_ends(data)
+    end = _header_end(normalized, 0)
+    if end > MAX_HEADER_SECTION or (end < 0 and len(normalized) > MAX_HEADER_SECTION):
+        raise MessageError(f"header section longer than {MAX_HEADER_SECTION} bytes")
+    growth = len(normalized) - len(data)
+    if end < 0:
+        return SplitMessage(normalized, iter(()), growth)
+    rest = normalized[end:]
+    return SplitMessage(normalized[:end], iter((rest,) if rest else ()), growth)
+
+
+def _header_end(normalized: bytes | bytearray, searched_from: int) -> int:
     """Where the blank line after the header section ends; -1 when not seen yet."""
     if normalized[:2] == CRLF:
         return 2

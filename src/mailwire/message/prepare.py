@@ -24,6 +24,7 @@ from mailwire.message.header_section import (
     HeaderSection,
     parse_header_section,
     split_header_section,
+    split_whole,
 )
 from mailwire.message.signing import Reread, sign_message
 from mailwire.message.sources import CHUNK_SIZE, MessageInput, Source, open_source, reopener
@@ -68,10 +69,16 @@ def prepare(
                                 utf8_headers=utf8_headers)
         source = Source(written.chunks, written.size, not written.ascii)
         written_names, added = written.field_names, written.added_fields
+        split = split_header_section(source.chunks)
+    elif (type(message) is bytes and dkim_signer is None and len(message) <= CHUNK_SIZE
+          and not message.endswith(b"\r")):
+        # The common case of a small message in memory: read in one piece.
+        source = Source(iter(()), len(message), not message.isascii())
+        split = split_whole(message)
     else:
         again = reopener(message) if dkim_signer is not None else None
         source = open_source(message)
-    split = split_header_section(source.chunks)
+        split = split_header_section(source.chunks)
     header = split.header
     if (written_names is None and not added and sender is not None
             and recipients is not None and b"bcc" not in header.lower()):
