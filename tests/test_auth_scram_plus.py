@@ -233,3 +233,23 @@ def test_the_final_message_is_secret(server_certificate: x509.Certificate) -> No
     final = flow.send(server.get_server_first().encode())
     assert final is not None and final.startswith(b"c=biws,r=")
     assert b"p=" not in repr(final).encode() and "redacted" in repr(final)
+
+
+def test_importing_mailwire_leaves_scramp_until_scram_is_used() -> None:
+    """scramp costs every program that imports mailwire about 0.1 s; only SCRAM needs it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import mailwire, mailwire.auth, mailwire.cli
+        assert "scramp" not in sys.modules, "imported with mailwire"
+        from mailwire.auth import AuthContext, Credentials, registered
+        kind = registered()["SCRAM-SHA-256"]
+        first = next(kind(Credentials("user", "pencil"), AuthContext()).flow())
+        assert first.startswith(b"n,,n=user,r="), first
+    """)
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr

@@ -14,9 +14,7 @@ that no traceback kept with the error leads into scramp's frames, which hold the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
-
-from scramp import ScramClient, ScramException
+from typing import TYPE_CHECKING, ClassVar
 
 from mailwire.auth import channel_binding
 from mailwire.auth.mechanism import (
@@ -28,6 +26,9 @@ from mailwire.auth.mechanism import (
 )
 from mailwire.auth.secret import SecretBytes
 from mailwire.errors import AuthenticationError, SmtpUsageError
+
+if TYPE_CHECKING:
+    from scramp import ScramClient
 
 
 class Scram(Mechanism):
@@ -64,6 +65,8 @@ class Scram(Mechanism):
         yield b""
 
     def _client(self) -> ScramClient:
+        from scramp import ScramClient, ScramException  # imported when first used: 90 ms
+
         binding = self._binding(self.context)
         if not self.plus and any(name.endswith("-PLUS") for name in self.context.offered):
             binding = None
@@ -82,6 +85,8 @@ class Scram(Mechanism):
     @staticmethod
     def _step(step: Callable[[str], object], message: bytes) -> str | None:
         """Run one step of scramp on the server's ``message``; a failure as text."""
+        from scramp import ScramException
+
         try:
             step(message.decode())
         except (ScramException, UnicodeDecodeError) as error:
@@ -89,6 +94,8 @@ class Scram(Mechanism):
         return None
 
     def _final(self, client: ScramClient) -> str:
+        from scramp import ScramException
+
         failure = None
         try:
             return str(client.get_client_final())  # the proof: sent as SecretBytes
