@@ -29,6 +29,7 @@ from mailwire.conversation import pipeline
 from mailwire.conversation.bulk import BulkFeed, BulkOptions
 from mailwire.conversation.client_core import ClientCore
 from mailwire.conversation.session import SessionSettings
+from mailwire.conversation.tickets import Ticket
 from mailwire.drivers.sync_driver import SyncRunner
 from mailwire.outgoing import Outgoing
 from mailwire.protocol.state import Phase
@@ -78,7 +79,9 @@ EXTENSIONS = {
     "chunking": ("CHUNKING", "8BITMIME"),
     "neither": ("8BITMIME",),
 }
-WAYS = ("send", "send_many", "send_many one at a time")
+WAYS = ("send", "send_many", "send_many one at a time", "send and send_many together")
+"""The last way is two callers on one pipeline: a ``send`` waiting (as from another thread)
+while ``send_many`` drives the connection; whoever holds it after an interruption finishes."""
 
 
 def run(server: MemoryServer, transport: MemoryTransport, way: str,
@@ -87,8 +90,21 @@ def run(server: MemoryServer, transport: MemoryTransport, way: str,
     runner = SyncRunner(core, transport)  # type: ignore[arg-type]
     outcomes: dict[int, SendResult | SmtpError] = {}
     interrupted = False
+    waiting = None
     try:
-        if way == "send":
+        if way == "send and send_many together":
+            waiting = core.ticket(Outgoing(batch[0].content, batch[0].sender,
+                                           batch[0].recipients))
+            core.direct.put(waiting)
+            results: deque[BulkResult] = deque()
+            feed = BulkFeed([Outgoing(item.content, item.sender, item.recipients)
+                             for item in batch[1:]],
+                            BulkOptions(max_attempts=3, retry_delay=0.0), results.append)
+            for result in runner.drain(feed, results):
+                outcome = result.result if result.result is not None else result.error
+                assert outcome is not None
+                outcomes[result.index + 1] = outcome
+        elif way == "send":
             for index, item in enumerate(batch):
                 try:
                     outcomes[index] = runner.send(core.ticket(
@@ -107,7 +123,26 @@ def run(server: MemoryServer, transport: MemoryTransport, way: str,
                 outcomes[result.index] = outcome
     except Interrupted:
         interrupted = True
+    if waiting is not None:
+        try:
+            finish_waiting(runner, waiting)
+        except Interrupted:
+            interrupted = True
+        if waiting.done:
+            outcome = waiting.result if waiting.result is not None else waiting.error
+            assert outcome is not None
+            outcomes[0] = outcome
     return outcomes, runner, interrupted
+
+
+def finish_waiting(runner: SyncRunner, ticket: Ticket) -> None:
+    """What the waiting ``send`` does once it holds the connection: drive until its ticket
+    is settled (``SyncRunner.send`` after its turn comes)."""
+    if not ticket.done and runner._hold(lambda: ticket.done):
+        try:
+            runner._drive(lambda: ticket.done)
+        finally:
+            runner._let_go()
 
 
 def check(server: MemoryServer, batch: list[Message],
