@@ -256,3 +256,43 @@ def test_the_table_covers_an_interruption_in_the_middle_of_message_data(
         assert server.delivered == [], f"{kind}: a message cut short must not be delivered"
         assert interrupted or not isinstance(outcomes[0], SendResult)
         check_recovery(server, transport, runner, f"{kind} in the middle of the data")
+
+
+BYTE_CASES = [
+    pytest.param(extensions, behaviour, way, id=f"{behaviour}-{extensions}-{way}")
+    for behaviour in ("accepting", "rejects at end, keeps it open")
+    for extensions in sorted(EXTENSIONS)
+    for way in ("send", "send_many")
+]
+
+
+@pytest.mark.parametrize(("extensions", "behaviour", "way"), BYTE_CASES)
+def test_the_connection_lost_at_every_byte_of_every_write(extensions: str, behaviour: str,
+                                                          way: str) -> None:
+    """The connection lost after each byte of each write (the server got exactly that much):
+    every message's outcome is true to what the server has, and the client goes on."""
+    batch = messages(400)
+    template = MemoryServer(extensions=EXTENSIONS[extensions], **SERVERS[behaviour])
+    clean_server = replace(template, delivered=[])
+    clean = MemoryTransport(clean_server)
+    writes: list[tuple[int, int]] = []
+    original = clean.send
+
+    def recording(data: bytes, phase: str, timeout: float) -> None:
+        writes.append((clean.steps, len(data)))
+        original(data, phase, timeout)
+
+    clean.send = recording  # type: ignore[method-assign]
+    run(clean_server, clean, way, batch)
+    assert sum(length for _, length in writes) > 3 * 400, "every message should be written"
+
+    for step, length in writes:
+        for cut in range(length + 1):
+            server = replace(template, delivered=[])
+            transport = MemoryTransport(server, Fault(step, "drop", cut=cut))
+            where = f"{behaviour}, {extensions}, {way}: lost after byte {cut} of step {step}"
+            outcomes, runner, _ = run(server, transport, way, batch)
+            check(server, batch, outcomes, where)
+            if way != "send":
+                assert len(outcomes) == len(batch), f"{where}: a message got no outcome"
+            check_recovery(server, transport, runner, where)

@@ -48,6 +48,8 @@ class Fault:
     step: int
     kind: str
     offset: float = 0.5
+    cut: int | None = None
+    """For ``drop`` at a write: how many bytes reach the server (else ``offset`` of them)."""
 
 
 @dataclass
@@ -285,7 +287,8 @@ class MemoryTransport:
         if connection.closed:
             raise self._lost(phase)
         if fault is not None and fault.kind == "drop":
-            connection.receive(data[: int(len(data) * fault.offset)])
+            keep = fault.cut if fault.cut is not None else int(len(data) * fault.offset)
+            connection.receive(data[:keep])
             raise self._lost(phase)
         connection.receive(data)
         if fault is not None and fault.kind == "drop_after":
