@@ -12,93 +12,25 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Self
 
 from mailwire.async_client import AsyncSmtpClient
 from mailwire.bulk_sync import Progress
-from mailwire.config import Settings
 from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.outgoing import Outgoing
-from mailwire.pool import factory, forks
+from mailwire.pool.base import PoolBase
 from mailwire.pool.ledger import Ledger
 from mailwire.pool.spread import quit_quietly_async, spread_async
-from mailwire.pool.sync_pool import (
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_WAIT_TIMEOUT,
-    describe,
-)
 from mailwire.results import BulkResult, SendResult
-from mailwire.security import SecurityOptions
 
 
-class AsyncSmtpPool:
+class AsyncSmtpPool(PoolBase[AsyncSmtpClient]):
     """A pool of ``AsyncSmtpClient`` connections; the options are ``SmtpPool``'s."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        security: SecurityOptions | str = SecurityOptions.AUTO,
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-        **client_options: Any,
-    ) -> None:
-        make = factory.from_options(AsyncSmtpClient, host, port, username, password, security,
-                                    client_options)
-        self._setup(make, max_connections, idle_timeout, wait_timeout)
-
-    @classmethod
-    def from_factory(
-        cls,
-        make_client: Callable[[], AsyncSmtpClient],
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-    ) -> Self:
-        pool = cls.__new__(cls)
-        pool._setup(make_client, max_connections, idle_timeout, wait_timeout)
-        return pool
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **pool_options: Any) -> Self:
-        return cls.from_factory(factory.from_settings(AsyncSmtpClient, settings), **pool_options)
-
-    @classmethod
-    def from_config(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        profile: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        **pool_options: Any,
-    ) -> Self:
-        return cls.from_factory(factory.from_config(AsyncSmtpClient, path, profile, environ),
-                                **pool_options)
-
-    def _setup(self, make_client: Callable[[], AsyncSmtpClient], max_connections: int,
-               idle_timeout: float, wait_timeout: float) -> None:
-        if max_connections < 1:
-            raise SmtpUsageError("max_connections must be at least 1")
-        if idle_timeout <= 0 or wait_timeout < 0:
-            raise SmtpUsageError("idle_timeout must be positive and wait_timeout not negative")
-        self._make_client = make_client
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
-        self.wait_timeout = wait_timeout
-        first = make_client()
-        self._description = describe(first)
-        self._start_generation()
-        self._ledger.total = 1
-        self._ledger.give_back(first, time.monotonic())
-        forks.watch(self)
+    _kind = AsyncSmtpClient
 
     def _start_generation(self) -> None:
         self._pid = os.getpid()
@@ -106,11 +38,6 @@ class AsyncSmtpPool:
         self._ledger: Ledger[AsyncSmtpClient] = Ledger(self.max_connections, self.idle_timeout)
         self._reaper: asyncio.Task[None] | None = None
         self._generation = object()
-
-    def _forget_parent(self) -> None:
-        closed = self._ledger.closed
-        self._start_generation()
-        self._ledger.closed = closed
 
     def _current(self) -> asyncio.Condition:
         if os.getpid() != self._pid:
@@ -248,10 +175,6 @@ class AsyncSmtpPool:
     def in_use(self) -> int:
         return self._ledger.in_use
 
-    @property
-    def closed(self) -> bool:
-        return self._ledger.closed
-
     async def close(self) -> None:
         """QUIT every idle connection now and every borrowed one when it is given back."""
         condition = self._current()
@@ -268,11 +191,6 @@ class AsyncSmtpPool:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._ledger.closed else (
-            f"{self._ledger.in_use} in use, {self._ledger.idle} idle")
-        return f"<AsyncSmtpPool {self._description} max={self.max_connections} {state}>"
 
 
 @asynccontextmanager

@@ -17,29 +17,22 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
 from mailwire.bulk_sync import Progress
 from mailwire.client import SmtpClient
-from mailwire.config import Settings
 from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
 from mailwire.message import MessageInput
-from mailwire.options import ClientOptions
 from mailwire.outgoing import Outgoing
-from mailwire.pool import factory, forks
+from mailwire.pool.base import PoolBase
 from mailwire.pool.ledger import Ledger
 from mailwire.pool.spread import quit_quietly, spread
 from mailwire.results import BulkResult, SendResult
-from mailwire.security import SecurityOptions
-
-DEFAULT_MAX_CONNECTIONS = 4
-DEFAULT_IDLE_TIMEOUT = 60.0
-DEFAULT_WAIT_TIMEOUT = 30.0
 
 
-class SmtpPool:
+class SmtpPool(PoolBase[SmtpClient]):
     """A thread-safe pool of ``SmtpClient`` connections to one server with one set of options.
 
     ``SmtpPool(host, port, username, password, security, max_connections=4, idle_timeout=60.0,
@@ -48,71 +41,7 @@ class SmtpPool:
     ``SmtpPool.from_config(path, profile)`` reads them from a configuration file.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        security: SecurityOptions | str = SecurityOptions.AUTO,
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-        **client_options: Any,
-    ) -> None:
-        make = factory.from_options(SmtpClient, host, port, username, password, security,
-                                    client_options)
-        self._setup(make, max_connections, idle_timeout, wait_timeout)
-
-    @classmethod
-    def from_factory(
-        cls,
-        make_client: Callable[[], SmtpClient],
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
-    ) -> Self:
-        """A pool of the clients ``make_client()`` returns (each must be a new client)."""
-        pool = cls.__new__(cls)
-        pool._setup(make_client, max_connections, idle_timeout, wait_timeout)
-        return pool
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **pool_options: Any) -> Self:
-        """A pool whose clients are set up from ``settings`` (``mailwire.load_settings``)."""
-        return cls.from_factory(factory.from_settings(SmtpClient, settings), **pool_options)
-
-    @classmethod
-    def from_config(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        profile: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        **pool_options: Any,
-    ) -> Self:
-        """A pool set up from a configuration file and ``MAILWIRE_*`` variables, as
-        ``SmtpClient.from_config`` reads them (once, now)."""
-        return cls.from_factory(factory.from_config(SmtpClient, path, profile, environ),
-                                **pool_options)
-
-    def _setup(self, make_client: Callable[[], SmtpClient], max_connections: int,
-               idle_timeout: float, wait_timeout: float) -> None:
-        if max_connections < 1:
-            raise SmtpUsageError("max_connections must be at least 1")
-        if idle_timeout <= 0 or wait_timeout < 0:
-            raise SmtpUsageError("idle_timeout must be positive and wait_timeout not negative")
-        self._make_client = make_client
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
-        self.wait_timeout = wait_timeout
-        first = make_client()
-        self._description = describe(first)
-        self._start_generation()
-        self._ledger.total = 1
-        self._ledger.give_back(first, time.monotonic())
-        forks.watch(self)
+    _kind = SmtpClient
 
     def _start_generation(self) -> None:
         self._pid = os.getpid()
@@ -120,12 +49,6 @@ class SmtpPool:
         self._ledger: Ledger[SmtpClient] = Ledger(self.max_connections, self.idle_timeout)
         self._reaper: threading.Thread | None = None
         self._generation = object()
-
-    def _forget_parent(self) -> None:
-        """In a forked child: drop the parent's clients unused, start with none."""
-        closed = self._ledger.closed
-        self._start_generation()
-        self._ledger.closed = closed
 
     def _current(self) -> threading.Condition:
         if os.getpid() != self._pid:
@@ -275,10 +198,6 @@ class SmtpPool:
         with self._current():
             return self._ledger.in_use
 
-    @property
-    def closed(self) -> bool:
-        return self._ledger.closed
-
     def close(self) -> None:
         """QUIT every idle connection now and every borrowed one when it is given back;
         borrowing afterwards raises ``SmtpUsageError``."""
@@ -295,11 +214,6 @@ class SmtpPool:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self._ledger.closed else (
-            f"{self._ledger.in_use} in use, {self._ledger.idle} idle")
-        return f"<SmtpPool {self._description} max={self.max_connections} {state}>"
-
 
 @contextmanager
 def _lent(pool: SmtpPool, client: SmtpClient, generation: object) -> Iterator[None]:
@@ -313,12 +227,6 @@ def _lent(pool: SmtpPool, client: SmtpClient, generation: object) -> Iterator[No
         pool._release(client, generation, broken=True)
         raise
     pool._release(client, generation)
-
-
-def describe(client: ClientOptions) -> str:
-    """Where a pool's clients connect, for messages and reprs (never a secret)."""
-    user = f" user={client.username!r}" if client.username else ""
-    return f"{client.host}:{client.effective_port} {client.security.name}{user}"
 
 
 def _reap(reference: weakref.ref[SmtpPool]) -> None:
