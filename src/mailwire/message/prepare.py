@@ -64,15 +64,17 @@ def prepare(
     written_names: list[str] | None = None
     added = b""
     again = None
+    # A small message in memory, unsigned and not ending in a CR: its header section and its
+    # body come out of one normalization, so framing need not look at its line breaks again.
+    whole = (dkim_signer is None and isinstance(message, bytes | bytearray)
+             and len(message) <= CHUNK_SIZE and not message.endswith(b"\r"))
     if isinstance(message, Message):
         written = write_message(message, sender, recipients, default_sender=default_sender,
                                 utf8_headers=utf8_headers)
         source = Source(written.chunks, written.size, not written.ascii)
         written_names, added = written.field_names, written.added_fields
         split = split_header_section(source.chunks)
-    elif (type(message) is bytes and dkim_signer is None and len(message) <= CHUNK_SIZE
-          and not message.endswith(b"\r")):
-        # The common case of a small message in memory: read in one piece.
+    elif whole and type(message) is bytes:  # the common case: read in one piece
         source = Source(iter(()), len(message), not message.isascii())
         split = split_whole(message)
     else:
@@ -112,8 +114,7 @@ def prepare(
         needs_smtputf8=(envelope_sender.needs_smtputf8
                         or any(r.needs_smtputf8 for r in envelope_recipients)
                         or not header.isascii()),
-        normalized=(dkim_signer is None and isinstance(message, bytes | bytearray)
-                    and len(message) <= CHUNK_SIZE and not message.endswith(b"\r")),
+        normalized=whole,
     )
 
 
