@@ -194,19 +194,31 @@ class Channel:
     def buffered_reply(self) -> Reply | None:
         """The next reply if it has been received whole, else None (no waiting). After a 421
         the server is closing: every reply still awaited is that 421."""
+        replies = self.buffered_replies(1)
+        return replies[0] if replies else None
+
+    def buffered_replies(self, most: int) -> list[Reply]:
+        """Up to ``most`` replies received whole, in order (none when none is whole yet; no
+        waiting). After a 421 the server is closing: every reply still awaited is that 421."""
+        closing = self.closing_reply
+        if closing is not None:
+            return [closing] * most
+        parser = self.parser
+        replies: list[Reply] = []
+        while len(replies) < most and (reply := parser.next_reply()) is not None:
+            replies.append(reply)
+            if reply.code == SERVICE_CLOSING:
+                self.state.closing()
+                self.closing_reply = reply
+                break
+        if replies and trace.isEnabledFor(logging.DEBUG):
+            for reply in replies:
+                for line in reply.lines[:-1]:
+                    trace.debug("S: %d-%s", reply.code, line)
+                trace.debug("S: %d %s", reply.code, reply.lines[-1])
         if self.closing_reply is not None:
-            return self.closing_reply
-        reply = self.parser.next_reply()
-        if reply is None:
-            return None
-        if reply.code == SERVICE_CLOSING:
-            self.state.closing()
-            self.closing_reply = reply
-        if trace.isEnabledFor(logging.DEBUG):
-            for line in reply.lines[:-1]:
-                trace.debug("S: %d-%s", reply.code, line)
-            trace.debug("S: %d %s", reply.code, reply.lines[-1])
-        return reply
+            replies += [self.closing_reply] * (most - len(replies))
+        return replies
 
     @property
     def tracing(self) -> bool:

@@ -115,6 +115,8 @@ class Pipeline:
         self._shown: list[str | bytes] = []
         self._write_phase = "MAIL"
         self.settled: deque[tuple[Ticket, SendResult | SmtpError]] = deque()
+        self._made: tuple[Ticket, Session, Envelope, bytes | None] | None = None
+        """The next message's envelope and framed form, made while the server worked."""
 
     @property
     def max_in_flight(self) -> int:
@@ -283,17 +285,17 @@ class Pipeline:
         if prepared is None:
             return None
         ticket.prepared = None
-        try:
-            envelope = session.envelope(prepared, ticket.outgoing)
-            chunked = session.capabilities.chunking
-            attempt = Attempt(ticket, prepared, envelope, chunked)
-            if (prepared.size is not None and prepared.size <= PREFRAME_LIMIT
-                    and session.capabilities.pipelining):
-                attempt.framed = frame_whole(prepared, envelope.check_eight_bit,
-                                             dot_stuff=not chunked)
-        except Exception as error:
-            self._unreadable(ticket, error)
-            return None
+        made = self._made
+        if made is not None and made[0] is ticket and made[1] is session:
+            self._made = None
+            envelope, framed = made[2], made[3]
+        else:
+            try:
+                envelope, framed = self._make(session, prepared, ticket)
+            except Exception as error:
+                self._unreadable(ticket, error)
+                return None
+        attempt = Attempt(ticket, prepared, envelope, session.capabilities.chunking, framed)
         if not self.owed and not self._out:
             session.ensure_nothing_unread("MAIL")
         if session.needs_reset or self.flight:
@@ -306,6 +308,19 @@ class Pipeline:
         self.flight.append(attempt)
         self.writing = (attempt, script(attempt, session.capabilities.pipelining))
         return attempt
+
+    @staticmethod
+    def _make(session: Session, prepared: PreparedMessage,
+              ticket: Ticket) -> tuple[Envelope, bytes | None]:
+        """The envelope of ``prepared`` on ``session``, and its framed form when it is small
+        enough to go with its envelope."""
+        envelope = session.envelope(prepared, ticket.outgoing)
+        framed = None
+        if (prepared.size is not None and prepared.size <= PREFRAME_LIMIT
+                and session.capabilities.pipelining):
+            framed = frame_whole(prepared, envelope.check_eight_bit,
+                                 dot_stuff=not session.capabilities.chunking)
+        return envelope, framed
 
     def _prepared(self, ticket: Ticket) -> PreparedMessage | None:
         """``ticket``'s message read and checked; None when it cannot be (and was settled)."""
@@ -322,16 +337,29 @@ class Pipeline:
         self._finish_ticket(ticket, error if isinstance(error, SmtpError)
                             else MessageError(f"reading the message failed: {error}"))
 
-    def _prepare_ahead(self) -> None:
-        """While the server works on what was written: read the next staged message, so that
-        it is ready to go when the replies come (messages that cannot be read are settled and
-        leave the queue)."""
+    def _prepare_ahead(self, session: Session) -> None:
+        """While the server works on what was written: read the next staged message and make
+        its envelope and wire form, so that it is ready to go when the replies come (messages
+        that cannot be read are settled and leave the queue)."""
         if not self.staged and self.flight:
             self._stage(1)
-        while self.staged and self.staged[0].prepared is None:
+        while self.staged:
             ticket = self.staged[0]
-            if ticket.cancelled or self._prepared(ticket) is not None:
+            if ticket.cancelled:
                 return
+            made = self._made
+            if made is not None and made[0] is ticket and made[1] is session:
+                return
+            prepared = self._prepared(ticket)
+            if prepared is not None:
+                try:
+                    envelope, framed = self._make(session, prepared, ticket)
+                except Exception as error:
+                    ticket.prepared = None
+                    self._unreadable(ticket, error)
+                else:
+                    self._made = (ticket, session, envelope, framed)
+                    return
             self.staged.popleft()
 
     def _add(self, attempt: Attempt, unit: Unit) -> None:
@@ -366,14 +394,15 @@ class Pipeline:
 
     def _read(self, session: Session) -> Flow[None]:
         """Wait for the next reply, then take every reply already received."""
-        reply = session.buffered_reply()
-        if reply is None:
+        replies = session.buffered_replies(len(self.owed))
+        if not replies:
             if self.settled:
                 self._report_settled()
-            self._prepare_ahead()
+            self._prepare_ahead(session)
             reply = yield from session.next_reply(self.owed[0][1].value, session.settings.timeout)
-        self._take_reply(session, reply)
-        while self.owed and (reply := session.buffered_reply()) is not None:
+            self._take_reply(session, reply)
+            replies = session.buffered_replies(len(self.owed))
+        for reply in replies:
             self._take_reply(session, reply)
         if not self.owed:
             session.ensure_nothing_unread("anything else")
@@ -385,7 +414,7 @@ class Pipeline:
             data = yield Poll()
             if data:
                 session.parser.feed(data)
-        while self.owed and (reply := session.buffered_reply()) is not None:
+        for reply in session.buffered_replies(len(self.owed)):
             self._take_reply(session, reply)
         while self.owed and attempt.owed > MAX_UNANSWERED_CHUNKS:
             yield from self._read(session)
@@ -627,7 +656,7 @@ def framed_pieces(message: PreparedMessage, framer: DataFramer,
 def frame_whole(prepared: PreparedMessage, check_eight_bit: bool, *, dot_stuff: bool) -> bytes:
     """The wire form of a small message (for DATA, end marker included), framed in one go."""
     try:
-        content = b"".join(prepared.chunks)
+        content = prepared.read_whole()
     except Exception as error:
         raise MessageError(f"reading the message failed: {error}") from error
     if check_eight_bit and not content.isascii():

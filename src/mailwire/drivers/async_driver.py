@@ -198,6 +198,11 @@ class AsyncRunner:
                 if wait is not None or (not len(self.core.direct) and not done()):
                     return wait
                 continue
+            if type(request) is Read and done():
+                # What the run settled before it turned to wait for the server goes to the
+                # caller now, while the server works; the read stays pending for the next
+                # round (or the next caller).
+                return wait
             await self._step(motor, request)
         return wait
 

@@ -205,6 +205,11 @@ class SyncRunner:
                 if wait is not None or self._idle(done):
                     return wait
                 continue
+            if type(request) is Read and done():
+                # What the run settled before it turned to wait for the server goes to the
+                # caller now, while the server works; the read stays pending for the next
+                # round (or the next caller).
+                return wait
             self._step(motor, request)
         return wait
 

@@ -45,6 +45,12 @@ class PreparedMessage:
     """Every line break in ``chunks`` is already a CRLF (a message given whole as bytes: it was
     normalized while its header section was read), so framing need not look again."""
 
+    def read_whole(self) -> bytes:
+        """The whole content at once (for a small message); it can be read again after."""
+        content = b"".join(self.chunks)
+        self.chunks = iter((content,))
+        return content
+
 
 def prepare(
     message: MessageInput,
