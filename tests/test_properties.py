@@ -80,6 +80,39 @@ def test_reply_parser_byte_by_byte(data: bytes) -> None:
     assert parse_pieces([bytes([b]) for b in data]) == parse_pieces([data])
 
 
+def parse_in_batches(pieces: list[bytes], sizes: list[int]) -> Outcome:
+    """As ``parse_pieces``, taking replies with ``next_replies`` in batches of the given sizes
+    (cycled); a batch never runs past a 421, and nothing is lost or taken twice."""
+    parser = ReplyParser(max_line_length=MAX_LINE, max_lines=MAX_LINES)
+    replies: list[Reply] = []
+    turn = 0
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            while batch := parser.next_replies(most := sizes[turn % len(sizes)]):
+                turn += 1
+                assert len(batch) <= most
+                assert all(reply.code != 421 for reply in batch[:-1])
+                replies.extend(batch)
+            assert parser.buffered <= MAX_LINE * (MAX_LINES + 1)
+    except SmtpProtocolError as exc:
+        return replies, type(exc)
+    return replies, None
+
+
+_closing_streams = st.lists(st.one_of(_reply_line, st.just(b"421 closing\r\n")),
+                            max_size=12).map(b"".join)
+
+
+@FAST
+@given(data=st.one_of(reply_streams, _closing_streams),
+       offsets=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+       sizes=st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=4))
+def test_reply_parser_batches_are_the_replies_in_order(data: bytes, offsets: list[int],
+                                                       sizes: list[int]) -> None:
+    assert parse_in_batches(cut(data, offsets), sizes) == parse_pieces(cut(data, offsets))
+
+
 @FAST
 @given(data=reply_streams)
 def test_replies_are_well_formed(data: bytes) -> None:

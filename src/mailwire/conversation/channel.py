@@ -29,7 +29,7 @@ from mailwire.errors import (
 )
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
-from mailwire.protocol.replies import Reply, ReplyParser
+from mailwire.protocol.replies import SERVICE_CLOSING, Reply, ReplyParser
 from mailwire.protocol.state import ConnectionState
 from mailwire.results import ConnectionInfo
 from mailwire.security import SecurityOptions
@@ -37,8 +37,6 @@ from mailwire.transport.details import TransportDetails
 from mailwire.transport.endpoint import Endpoint
 
 trace = logging.getLogger("mailwire.protocol")
-
-SERVICE_CLOSING = 421
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +171,14 @@ class Channel:
 
     def next_reply(self, phase: str, timeout: float) -> Flow[Reply]:
         """The next reply, within ``timeout`` as a whole."""
+        return (yield from self.next_replies(1, phase, timeout))[0]
+
+    def next_replies(self, most: int, phase: str, timeout: float) -> Flow[list[Reply]]:
+        """The next reply, within ``timeout`` as a whole, and up to ``most - 1`` more that
+        came with it."""
         parser = self.parser
         deadline = 0.0
-        while (reply := self.buffered_reply()) is None:
+        while not (replies := self.buffered_replies(most)):
             if deadline:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -189,7 +192,7 @@ class Channel:
             if not data:
                 raise ConnectionLostError(f"the server closed the connection during {phase}")
             parser.feed(data)
-        return reply
+        return replies
 
     def buffered_reply(self) -> Reply | None:
         """The next reply if it has been received whole, else None (no waiting). After a 421
@@ -203,14 +206,10 @@ class Channel:
         closing = self.closing_reply
         if closing is not None:
             return [closing] * most
-        parser = self.parser
-        replies: list[Reply] = []
-        while len(replies) < most and (reply := parser.next_reply()) is not None:
-            replies.append(reply)
-            if reply.code == SERVICE_CLOSING:
-                self.state.closing()
-                self.closing_reply = reply
-                break
+        replies = self.parser.next_replies(most)
+        if replies and replies[-1].code == SERVICE_CLOSING:
+            self.state.closing()
+            self.closing_reply = replies[-1]
         if replies and trace.isEnabledFor(logging.DEBUG):
             for reply in replies:
                 for line in reply.lines[:-1]:

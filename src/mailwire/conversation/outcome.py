@@ -106,6 +106,16 @@ class Attempt:
             return DataRefusedError("the server refused DATA", reply=self.data)
         return None
 
+    def contradiction(self) -> SmtpProtocolError | None:
+        """An error when the server accepted the message (a 2xx to its end of data) although
+        its transaction had failed: what it says can no longer be trusted."""
+        final = self.final
+        if (final is not None and 200 <= final.code < 300
+                and (self.envelope_refusal is not None or self.chunk_refusal is not None)):
+            return SmtpProtocolError("the server accepted a message whose transaction had "
+                                     "failed", reply=final)
+        return None
+
     @property
     def may_send_content(self) -> bool:
         """Every envelope reply is in, and they let the data go (354 for DATA)."""
@@ -141,9 +151,9 @@ def decide(attempt: Attempt, cause: SmtpError | None = None) -> SendResult | Smt
         return cause
     if final is not None:
         if 200 <= final.code < 300:
-            if refusal is not None or attempt.chunk_refusal is not None:
-                return SmtpProtocolError("the server accepted a message whose transaction had "
-                                         "failed", reply=final)
+            contradiction = attempt.contradiction()
+            if contradiction is not None:
+                return contradiction
             addresses = attempt.envelope.addresses
             if attempt.rcpts_accepted == len(addresses):  # the common case: every one taken
                 return SendResult(attempt.envelope.sender, tuple(addresses), {}, final)

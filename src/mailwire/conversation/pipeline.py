@@ -115,8 +115,10 @@ class Pipeline:
         self._shown: list[str | bytes] = []
         self._write_phase = "MAIL"
         self.settled: deque[tuple[Ticket, SendResult | SmtpError]] = deque()
-        self._made: tuple[Ticket, Session, Envelope, bytes | None] | None = None
-        """The next message's envelope and framed form, made while the server worked."""
+        self._made: tuple[Session, Attempt] | None = None
+        """The next message's attempt (envelope, wire form), made while the server worked."""
+        self.answered: list[Attempt] = []
+        """Messages whose every reply is in, settled once the next write has gone out."""
 
     @property
     def max_in_flight(self) -> int:
@@ -143,6 +145,8 @@ class Pipeline:
 
     def _run(self) -> Flow[float | None]:
         while True:
+            if self.answered and len(self.answered) == len(self.flight) and self.writing is None:
+                self._settle_answered()  # nothing left to write first
             idle = not self.flight and self.writing is None
             if idle:
                 self._report_settled()
@@ -256,7 +260,7 @@ class Pipeline:
             if unit is None:
                 self.writing = None
                 if not attempt.owed:
-                    self._settle_if_answered(session, attempt)
+                    self.answered.append(attempt)  # settled in order, after this write
                 continue
             if isinstance(unit, Abandon):
                 yield from self._abandon(session, attempt, unit.error)
@@ -272,6 +276,8 @@ class Pipeline:
             elif len(self._out) >= WRITE_BUFFER:
                 yield from self._flush(session)
         yield from self._flush(session)
+        if self.answered:
+            self._settle_answered()
         if self.settled:
             self._report_settled()
 
@@ -286,16 +292,15 @@ class Pipeline:
             return None
         ticket.prepared = None
         made = self._made
-        if made is not None and made[0] is ticket and made[1] is session:
+        if made is not None and made[0] is session and made[1].ticket is ticket:
             self._made = None
-            envelope, framed = made[2], made[3]
+            attempt = made[1]
         else:
             try:
-                envelope, framed = self._make(session, prepared, ticket)
+                attempt = self._make(session, prepared, ticket)
             except Exception as error:
                 self._unreadable(ticket, error)
                 return None
-        attempt = Attempt(ticket, prepared, envelope, session.capabilities.chunking, framed)
         if not self.owed and not self._out:
             session.ensure_nothing_unread("MAIL")
         if session.needs_reset or self.flight:
@@ -310,17 +315,16 @@ class Pipeline:
         return attempt
 
     @staticmethod
-    def _make(session: Session, prepared: PreparedMessage,
-              ticket: Ticket) -> tuple[Envelope, bytes | None]:
-        """The envelope of ``prepared`` on ``session``, and its framed form when it is small
-        enough to go with its envelope."""
+    def _make(session: Session, prepared: PreparedMessage, ticket: Ticket) -> Attempt:
+        """``ticket``'s attempt on ``session``: its envelope, and its framed form when it is
+        small enough to go with its envelope."""
         envelope = session.envelope(prepared, ticket.outgoing)
+        chunked = session.capabilities.chunking
         framed = None
         if (prepared.size is not None and prepared.size <= PREFRAME_LIMIT
                 and session.capabilities.pipelining):
-            framed = frame_whole(prepared, envelope.check_eight_bit,
-                                 dot_stuff=not session.capabilities.chunking)
-        return envelope, framed
+            framed = frame_whole(prepared, envelope.check_eight_bit, dot_stuff=not chunked)
+        return Attempt(ticket, prepared, envelope, chunked, framed)
 
     def _prepared(self, ticket: Ticket) -> PreparedMessage | None:
         """``ticket``'s message read and checked; None when it cannot be (and was settled)."""
@@ -348,17 +352,16 @@ class Pipeline:
             if ticket.cancelled:
                 return
             made = self._made
-            if made is not None and made[0] is ticket and made[1] is session:
+            if made is not None and made[0] is session and made[1].ticket is ticket:
                 return
             prepared = self._prepared(ticket)
             if prepared is not None:
                 try:
-                    envelope, framed = self._make(session, prepared, ticket)
+                    self._made = (session, self._make(session, prepared, ticket))
                 except Exception as error:
                     ticket.prepared = None
                     self._unreadable(ticket, error)
                 else:
-                    self._made = (ticket, session, envelope, framed)
                     return
             self.staged.popleft()
 
@@ -399,9 +402,8 @@ class Pipeline:
             if self.settled:
                 self._report_settled()
             self._prepare_ahead(session)
-            reply = yield from session.next_reply(self.owed[0][1].value, session.settings.timeout)
-            self._take_reply(session, reply)
-            replies = session.buffered_replies(len(self.owed))
+            replies = yield from session.next_replies(len(self.owed), self.owed[0][1].value,
+                                                      session.settings.timeout)
         for reply in replies:
             self._take_reply(session, reply)
         if not self.owed:
@@ -429,25 +431,45 @@ class Pipeline:
         if kind is Owed.DATA and reply.code == 354 and attempt.envelope_refusal is not None:
             raise SmtpProtocolError("the server accepted DATA for a failed transaction",
                                     reply=reply)
+        if kind is Owed.END and reply.code < 300:
+            contradiction = attempt.contradiction()
+            if contradiction is not None:
+                raise contradiction
         if attempt.owed:
             return
         if self.blocked is attempt:
             self.blocked = None
         if self.writing is None or self.writing[0] is not attempt:
-            self._settle_if_answered(session, attempt)
+            self.answered.append(attempt)
 
     # -- settling ------------------------------------------------------------------------------
 
+    def _settle_answered(self) -> None:
+        """Settle the messages whose every reply came in the last read. Done after the next
+        write has gone out, so that working out their outcomes is not in the way of the
+        server (a reply that contradicts the transaction was caught as it came)."""
+        session = self.core.session
+        answered, self.answered = self.answered, []
+        if session is not None:
+            for attempt in answered:
+                self._settle_if_answered(session, attempt)
+
     def _settle_if_answered(self, session: Session, attempt: Attempt) -> None:
         """Settle ``attempt`` once it has written all it will and every reply is in."""
-        if attempt.owed or attempt not in self.flight:
+        flight = self.flight
+        if attempt.owed:
+            return
+        if flight and flight[0] is attempt:
+            flight.popleft()
+        elif attempt in flight:
+            flight.remove(attempt)
+        else:
             return
         outcome = decide(attempt)
         if isinstance(outcome, SmtpProtocolError):
             raise outcome
         if attempt.open_on_server:
             session.needs_reset = True
-        self.flight.remove(attempt)
         session.state.end_message()
         self.settled.append((attempt.ticket, outcome))
 
@@ -491,6 +513,7 @@ class Pipeline:
         culprit = (self.owed[0][0] if self.owed
                    else self.writing[0] if self.writing is not None else None)
         flight, self.flight = self.flight, deque()
+        self.answered.clear()
         self.owed.clear()
         self.writing = None
         self.blocked = None

@@ -34,9 +34,9 @@ from mailwire.errors import (
 from mailwire.message import PreparedMessage
 from mailwire.message.dkim_signer import DkimSigner
 from mailwire.outgoing import Outgoing
+from mailwire.protocol.replies import SERVICE_CLOSING
 from mailwire.results import SendResult
 
-SERVICE_CLOSING = 421
 REPLAYABLE = (Message, bytes, bytearray, memoryview, os.PathLike)
 
 

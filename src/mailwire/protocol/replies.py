@@ -51,6 +51,9 @@ class Reply:
         return f"{self.code} {' / '.join(self.lines)}".rstrip()
 
 
+SERVICE_CLOSING = 421
+"""The server is closing the connection (RFC 5321, 3.8)."""
+
 _CODES = {str(code).encode(): code for code in range(200, 600)}
 """Every valid reply code, by its three digits."""
 
@@ -89,6 +92,51 @@ class ReplyParser:
         self._position = 0
         self._lines.clear()
         self._pending_bytes = 0
+
+    def next_replies(self, most: int) -> list[Reply]:
+        """Up to ``most`` complete replies, in order (an empty list until one is complete).
+        A 421 ends the list: the server is closing, and what follows it answers nothing. A
+        malformed reply ends it too, and raises at the next call."""
+        replies: list[Reply] = []
+        data = self._data
+        position = self._position
+        size = len(data)
+        limit = self.max_line_length
+        codes = _CODES
+        while len(replies) < most and not self._lines:
+            # The common case, one-line replies: what _take_line checks holds here.
+            end = data.find(b"\n", position)
+            if end < 0 or end - position > limit:
+                break
+            stop = end - 1 if end > position and data[end - 1] == 0x0D else end
+            if stop <= position + 3 or data[position + 3] != 0x20:
+                break
+            code = codes.get(data[position:position + 3])
+            if code is None:
+                break
+            replies.append(Reply(code, (data[position + 4 : stop].decode("utf-8", "replace"),)))
+            position = end + 1
+            if code == SERVICE_CLOSING:
+                most = len(replies)
+        if position == size:
+            self._data = b""
+            position = 0
+        self._position = position
+        if replies:
+            self._pending_bytes = 0
+        while len(replies) < most:
+            try:
+                reply = self.next_reply()
+            except SmtpProtocolError:
+                if replies:
+                    return replies  # the replies before it count; the error comes next time
+                raise
+            if reply is None:
+                break
+            replies.append(reply)
+            if reply.code == SERVICE_CLOSING:
+                break
+        return replies
 
     def next_reply(self) -> Reply | None:
         """The next complete reply, or None until more bytes are fed."""
