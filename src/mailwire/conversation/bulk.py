@@ -83,10 +83,10 @@ class BulkFeed:
     @property
     def finished(self) -> bool:
         """Every message was taken and settled; or the feed was closed and nothing it handed out
-        is still on a connection."""
-        with self._lock:
-            return ((self._exhausted and self._outstanding == 0)
-                    or (self.closed and self._handed == 0))
+        is still on a connection. (Read without the lock: it is asked at every step, and the lock
+        would not make the answer any more current.)"""
+        return ((self._exhausted and self._outstanding == 0)
+                or (self.closed and self._handed == 0))
 
     def close(self) -> None:
         """The caller stopped reading results: hand out nothing more."""

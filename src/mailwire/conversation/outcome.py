@@ -65,6 +65,9 @@ class Attempt:
     final: Reply | None = None
     owed: int = 0
     rcpts_accepted: int = 0
+    envelope_refusal: SmtpError | None = None
+    """Why the message cannot go on to its data, from the replies in so far: a refused sender,
+    every recipient refused, or DATA refused (the first of these that came)."""
     content_started: bool = False
     end_written: bool = False
     reset_sent: bool = False
@@ -76,12 +79,20 @@ class Attempt:
         self.owed -= 1
         if kind is Owed.MAIL:
             self.mail = reply
+            if reply.code != 250 and self.envelope_refusal is None:
+                self.envelope_refusal = SenderRefusedError(self.envelope.sender, reply)
         elif kind is Owed.RCPT:
-            self.rcpts.append(reply)
+            rcpts = self.rcpts
+            rcpts.append(reply)
             if reply.code in ACCEPTED:
                 self.rcpts_accepted += 1
+            elif (len(rcpts) == len(self.envelope.rcpts) and not self.rcpts_accepted
+                    and self.envelope_refusal is None):
+                self.envelope_refusal = RecipientsRefusedError(self._refused())
         elif kind is Owed.DATA:
             self.data = reply
+            if reply.code != 354 and self.envelope_refusal is None:
+                self.envelope_refusal = DataRefusedError("the server refused DATA", reply=reply)
         elif kind is Owed.CHUNK:
             if reply.code != 250 and self.chunk_refusal is None:
                 self.chunk_refusal = reply
@@ -94,17 +105,6 @@ class Attempt:
     def accepted(self) -> list[str]:
         return [address for address, reply in zip(self.envelope.addresses, self.rcpts,
                                                  strict=False) if reply.code in ACCEPTED]
-
-    @property
-    def envelope_refusal(self) -> SmtpError | None:
-        """Why the message cannot go on to its data, from the replies in so far."""
-        if self.mail is not None and self.mail.code != 250:
-            return SenderRefusedError(self.envelope.sender, self.mail)
-        if len(self.rcpts) == len(self.envelope.rcpts) and not self.rcpts_accepted:
-            return RecipientsRefusedError(self._refused())
-        if self.data is not None and self.data.code != 354:
-            return DataRefusedError("the server refused DATA", reply=self.data)
-        return None
 
     def contradiction(self) -> SmtpProtocolError | None:
         """An error when the server accepted the message (a 2xx to its end of data) although

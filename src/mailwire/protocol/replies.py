@@ -106,6 +106,8 @@ class ReplyParser:
         while len(replies) < most and not self._lines:
             # The common case, one-line replies: what _take_line checks holds here.
             end = data.find(b"\n", position)
+            if end < 0 and not replies and len(data) - position <= limit:
+                return replies  # no line complete yet (and none too long)
             if end < 0 or end - position > limit:
                 break
             stop = end - 1 if end > position and data[end - 1] == 0x0D else end
