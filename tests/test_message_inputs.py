@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mailwire import SecurityOptions, SmtpClient
+from mailwire import AsyncSmtpClient, Outgoing, SecurityOptions, SendResult, SmtpClient
 from mailwire.devserver import DevServer
 from mailwire.errors import SmtpUsageError
 from mailwire.message import prepare
@@ -54,3 +55,50 @@ def test_client_send_refuses_a_str_before_connecting(
         client.send("some text")  # type: ignore[arg-type]
     assert client.connection_info is None
     assert server.messages == []
+
+
+def test_send_takes_an_outgoing_as_send_many_does(
+    server_pool: Callable[..., DevServer]
+) -> None:
+    server = server_pool()
+    outgoing = Outgoing(RAW, sender="envelope@example.com", recipients=["c@example.com"])
+    with SmtpClient(server.host, server.port, security=SecurityOptions.NONE,
+                    timeout=5.0) as client:
+        result = client.send(outgoing)
+    assert result.accepted == ("c@example.com",)
+    received = server.wait_for_messages(1)
+    assert (received[0].mail_from, received[0].rcpt_tos) == ("envelope@example.com",
+                                                             ("c@example.com",))
+    assert received[0].data == RAW
+
+
+def test_async_send_takes_an_outgoing(server_pool: Callable[..., DevServer]) -> None:
+    server = server_pool()
+
+    async def main() -> SendResult:
+        async with AsyncSmtpClient(server.host, server.port, security=SecurityOptions.NONE,
+                                   timeout=5.0) as client:
+            return await client.send(Outgoing(RAW, recipients="d@example.com"))
+
+    assert asyncio.run(main()).accepted == ("d@example.com",)
+    assert server.wait_for_messages(1)[0].rcpt_tos == ("d@example.com",)
+
+
+@pytest.mark.parametrize("keyword", [{"sender": "x@example.com"}, {"recipients": ["x@example.com"]},
+                                     {"envid": "e1"}, {"require_tls": True},
+                                     {"mail_options": ["MT-PRIORITY=3"]}])
+def test_send_refuses_an_outgoing_with_envelope_keywords(
+    server_pool: Callable[..., DevServer], keyword: dict[str, object]
+) -> None:
+    server = server_pool()
+    client = SmtpClient(server.host, server.port, security=SecurityOptions.NONE, timeout=5.0)
+    with pytest.raises(SmtpUsageError, match=f"Outgoing and {next(iter(keyword))}"):
+        client.send(Outgoing(RAW), **keyword)  # type: ignore[arg-type]
+    assert client.connection_info is None
+    assert server.messages == []
+
+
+@pytest.mark.parametrize("given", [42, None, object()], ids=["int", "None", "object"])
+def test_something_that_is_no_message_is_a_usage_error(given: object) -> None:
+    with pytest.raises(SmtpUsageError, match="is not a message: pass an email.message.Message"):
+        prepare(given)  # type: ignore[arg-type]

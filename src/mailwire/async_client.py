@@ -22,7 +22,7 @@ from mailwire.drivers.async_driver import AsyncRunner
 from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
-from mailwire.outgoing import Outgoing, Recipients
+from mailwire.outgoing import Outgoing, Recipients, for_send
 from mailwire.pickup import SmtpDeliveryMethod, write_all
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -75,7 +75,7 @@ class AsyncSmtpClient(ClientOptions):
 
     async def send(
         self,
-        message: MessageInput,
+        message: MessageInput | Outgoing,
         *,
         sender: str | None = None,
         recipients: Recipients | None = None,
@@ -88,8 +88,8 @@ class AsyncSmtpClient(ClientOptions):
     ) -> SendResult:
         """Send one message; see ``SmtpClient.send``. Safe to call from several tasks at
         once; a cancelled call never affects another call's message."""
-        outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
-                            tuple(mail_options), tuple(rcpt_options))
+        outgoing = for_send(message, sender, recipients, notify, ret, envid, require_tls,
+                            mail_options, rcpt_options)
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return await asyncio.to_thread(self._to_pickup, outgoing)
         return await self._runner.send(self._core.ticket(outgoing,

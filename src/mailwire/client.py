@@ -21,7 +21,7 @@ from mailwire.drivers.sync_driver import SyncRunner
 from mailwire.dsn import DeliveryNotificationOptions
 from mailwire.message import MessageInput, simple_message
 from mailwire.options import ClientOptions
-from mailwire.outgoing import Outgoing, Recipients
+from mailwire.outgoing import Outgoing, Recipients, for_send
 from mailwire.pickup import SmtpDeliveryMethod, write_all
 from mailwire.protocol.capabilities import Capabilities
 from mailwire.protocol.replies import Reply
@@ -83,7 +83,7 @@ class SmtpClient(ClientOptions):
 
     def send(
         self,
-        message: MessageInput,
+        message: MessageInput | Outgoing,
         *,
         sender: str | None = None,
         recipients: Recipients | None = None,
@@ -102,11 +102,11 @@ class SmtpClient(ClientOptions):
         ``notify`` and ``ret`` default to the client's ``delivery_notification_options`` and
         ``dsn_return``); ``require_tls`` sends with REQUIRETLS (RFC 8689) or refuses before
         sending; ``mail_options`` and ``rcpt_options`` add MAIL and RCPT parameters. See
-        ``Outgoing``.
+        ``Outgoing``; an ``Outgoing`` (as ``send_many`` takes) may be given instead of all these.
 
         Safe to call from several threads at once: their messages share the pipeline."""
-        outgoing = Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
-                            tuple(mail_options), tuple(rcpt_options))
+        outgoing = for_send(message, sender, recipients, notify, ret, envid, require_tls,
+                            mail_options, rcpt_options)
         if self.delivery_method is SmtpDeliveryMethod.SPECIFIED_PICKUP_DIRECTORY:
             return self._to_pickup(outgoing)
         return self._runner.send(self._core.ticket(outgoing,

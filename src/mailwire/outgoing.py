@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailwire.dsn import DeliveryNotificationOptions, Recipient
+from mailwire.errors import SmtpUsageError
 from mailwire.message import MessageInput
 
 Recipients = str | Recipient | Iterable[str | Recipient]
@@ -56,3 +57,23 @@ class Outgoing:
             if isinstance(item, Recipient) and item.address.strip("<> ") == address:
                 return item
         return None
+
+
+def for_send(message: MessageInput | Outgoing, sender: str | None, recipients: Recipients | None,
+             notify: DeliveryNotificationOptions | str | None, ret: str | None,
+             envid: str | None, require_tls: bool, mail_options: Iterable[str],
+             rcpt_options: Iterable[str]) -> Outgoing:
+    """What ``send`` sends: ``message`` with the envelope keywords, or an ``Outgoing`` given as
+    it is (``send_many``'s input works for ``send`` too)."""
+    mail_options, rcpt_options = tuple(mail_options), tuple(rcpt_options)
+    if not isinstance(message, Outgoing):
+        return Outgoing(message, sender, recipients, notify, ret, envid, require_tls,
+                        mail_options, rcpt_options)
+    keywords = {"sender": sender, "recipients": recipients, "notify": notify, "ret": ret,
+                "envid": envid, "require_tls": require_tls or None,
+                "mail_options": mail_options or None, "rcpt_options": rcpt_options or None}
+    given = [name for name, value in keywords.items() if value is not None]
+    if given:
+        raise SmtpUsageError(f"send() was given an Outgoing and {', '.join(given)}: put "
+                             "everything about the transaction in the Outgoing")
+    return message

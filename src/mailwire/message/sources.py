@@ -55,7 +55,13 @@ def open_source(message: bytes | bytearray | memoryview | os.PathLike[str] | IO[
         return Source(_read_file(handle), size, None)
     if hasattr(message, "read"):
         return Source(_read_file(message, close=False), None, None)  # type: ignore[arg-type]
-    return Source(iter(message), None, None)
+    try:
+        chunks = iter(message)
+    except TypeError:
+        raise SmtpUsageError(
+            f"a {type(message).__name__} is not a message: pass an email.message.Message, "
+            "bytes, a pathlib.Path, a binary file or an iterable of bytes") from None
+    return Source(chunks, None, None)
 
 
 def reopener(message: object) -> Callable[[], Iterator[bytes]] | None:
