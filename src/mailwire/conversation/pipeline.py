@@ -22,6 +22,13 @@ How much goes out before waiting for the server:
   next MAIL with "503 nested MAIL command" after refusing a message at its end of data), and the
   next message must not inherit it.
 
+What is done while the server works, and what is in its way: on a fast link the time between
+the server's replies arriving and the next write going out is lost to both sides. So the next
+message is read, checked and framed (its ``Attempt`` made) before waiting for replies; when they
+come, only what the next write depends on is done (taking the replies in one batch, and catching
+a reply that contradicts its transaction); the outcomes of the messages those replies finished
+are worked out and reported after the write has gone out.
+
 When a message's transfer must be given up half-way (its stream fails, its caller cancelled), a
 BDAT transfer is cut short with RSET and the connection stays usable; a DATA transfer cannot be
 cut short, so the connection is dropped: with DATA nothing else is in flight at that point, so no
