@@ -296,3 +296,51 @@ def test_the_connection_lost_at_every_byte_of_every_write(extensions: str, behav
             if way != "send":
                 assert len(outcomes) == len(batch), f"{where}: a message got no outcome"
             check_recovery(server, transport, runner, where)
+
+
+class TricklingTransport(MemoryTransport):
+    """Hands the client one reply line per read, and records, at every read, how many
+    messages the client had written and how many final verdicts it had been given."""
+
+    def __init__(self, server: MemoryServer) -> None:
+        super().__init__(server)
+        self.written = 0
+        self.verdicts = 0
+        self.at_reads: list[tuple[int, int]] = []
+
+    def send(self, data: bytes, phase: str, timeout: float) -> None:
+        self.written += data.count(b"MAIL FROM:")
+        super().send(data, phase, timeout)
+
+    def receive(self, phase: str, timeout: float) -> bytes:
+        connection = self._require()
+        if not connection.output:
+            return super().receive(phase, timeout)
+        self.at_reads.append((self.written, self.verdicts))
+        line = bytes(connection.output[:connection.output.index(b"\n") + 1])
+        del connection.output[:len(line)]
+        self.verdicts += line.startswith(b"250 2.0.0 Ok: queued")
+        return line
+
+
+@pytest.mark.parametrize("window", [1, 4])
+def test_a_window_refills_as_soon_as_a_message_is_answered(window: int) -> None:
+    """With ``max_in_flight=N``, the client waits for the server only with N messages
+    unanswered (until none is left to write): a message answered in a read makes room for
+    the next one before the client reads again, even though its outcome is worked out
+    after that write."""
+    server = MemoryServer()
+    transport = TricklingTransport(server)
+    batch = [message(number, (f"r{number}@memory.test",), 500) for number in range(10)]
+    core = ClientCore(lambda: SETTINGS)
+    runner = SyncRunner(core, transport)  # type: ignore[arg-type]
+    results: deque[BulkResult] = deque()
+    feed = BulkFeed([Outgoing(item.content, item.sender, item.recipients) for item in batch],
+                    BulkOptions(max_in_flight=window), results.append)
+    outcomes = [result.sent for result in runner.drain(feed, results)]
+    assert outcomes == [True] * len(batch)
+    assert [delivered.content for delivered in server.delivered] == [m.content for m in batch]
+    reads_before_the_last_write = [(written, verdicts) for written, verdicts in transport.at_reads
+                                   if 0 < written < len(batch)]
+    assert reads_before_the_last_write
+    assert all(written - verdicts == window for written, verdicts in reads_before_the_last_write)

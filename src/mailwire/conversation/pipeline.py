@@ -137,6 +137,12 @@ class Pipeline:
                 smallest = window
         return smallest
 
+    @property
+    def unanswered(self) -> int:
+        """Messages in flight that still await a reply (those answered in the last read are
+        settled after the next write, and do not hold up that write)."""
+        return len(self.flight) - len(self.answered)
+
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> Flow[float | None]:
@@ -181,7 +187,7 @@ class Pipeline:
         A message is taken when it is about to be written (or read ahead while the server
         works), one at a time: the others stay with the feed for the other connections."""
         self.wait = None
-        room = min(most, self.max_in_flight - len(self.flight) - len(self.staged))
+        room = min(most, self.max_in_flight - self.unanswered - len(self.staged))
         for _ in range(room):
             ticket = self._take()
             if ticket is None:
@@ -250,7 +256,7 @@ class Pipeline:
         """Write everything that may go out before the next reply is needed."""
         while self.blocked is None:
             if self.writing is None:
-                if len(self.flight) >= self.max_in_flight:
+                if self.unanswered >= self.max_in_flight:
                     break
                 if not self.staged:
                     self._stage(1)
