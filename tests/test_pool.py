@@ -16,6 +16,7 @@ import pytest
 
 from mailwire import (
     AuthenticationError,
+    Outgoing,
     SmtpClient,
     SmtpPool,
     SmtpTimeoutError,
@@ -120,6 +121,14 @@ def test_a_waiting_caller_gets_the_connection_as_soon_as_it_is_given_back(
     assert server.counts == {"holder": 1, "waiter": 1}
     assert server.stats.connections == 1
     pool.close()
+
+
+def test_a_pool_sends_an_outgoing_as_a_client_does(counting_server: Counting) -> None:
+    server = counting_server()
+    with SmtpPool(server.host, server.port, security="none") as pool:
+        result = pool.send(Outgoing(labelled("given whole"), recipients=["other@example.org"]))
+    assert result.accepted == ("other@example.org",)
+    assert server.counts == {"given whole": 1}
 
 
 def test_idle_connections_are_quit_after_the_idle_timeout(counting_server: Counting) -> None:

@@ -123,7 +123,7 @@ class AsyncSmtpPool(PoolBase[AsyncSmtpClient]):
 
     # -- sending ---------------------------------------------------------------------------------
 
-    async def send(self, message: MessageInput, **options: Any) -> SendResult:
+    async def send(self, message: MessageInput | Outgoing, **options: Any) -> SendResult:
         """Send one message on a pooled connection; ``options`` are ``SmtpClient.send``'s."""
         async with self.borrow() as client:
             return await client.send(message, **options)

@@ -137,7 +137,7 @@ class SmtpPool(PoolBase[SmtpClient]):
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(self, message: MessageInput, **options: Any) -> SendResult:
+    def send(self, message: MessageInput | Outgoing, **options: Any) -> SendResult:
         """Send one message on a pooled connection; ``options`` are ``SmtpClient.send``'s
         (``sender``, ``recipients``, ``notify``, ``require_tls``, ...)."""
         with self.borrow() as client:
