@@ -16,12 +16,14 @@ import pytest
 
 from mailwire import (
     DataRefusedError,
+    DeliveryUnknownError,
     MessageError,
     RecipientsRefusedError,
     SecurityOptions,
     SenderRefusedError,
     SmtpClient,
     SmtpError,
+    SmtpProtocolError,
 )
 from mailwire.devserver import Certificates, DevServer, ReceivedMessage
 from tests.support.scripted import (
@@ -547,6 +549,35 @@ def test_bdat_sends_exact_byte_counts_without_dot_stuffing(
     server.wait()
     assert server.received[-2] == wire
     assert not any(chunk.startswith(b"DATA") for chunk in server.received)
+
+
+def test_sent_for_a_transaction_that_failed_is_a_protocol_error_caught_as_it_comes(
+    scripted_server: ScriptedServerFactory,
+) -> None:
+    """Two small messages in one flight; the server refuses the first one's only recipient,
+    yet answers 250 to its ``BDAT LAST``. That verdict cannot be trusted, and nor can the
+    rest of what this server says: the first is a protocol error, the second (its end written,
+    its verdict not taken) unknown, never sent or refused on the word of this server."""
+    second = SMALL.replace(b"small\r\n", b"second\r\n")
+    server = scripted_server(
+        *handshake(["CHUNKING", "PIPELINING"]),
+        Expect(b"MAIL FROM:<a@example.com>"), Expect(b"RCPT TO:<b@example.org>"),
+        Expect(b"BDAT %d LAST" % len(SMALL)), ExpectBytes(len(SMALL)),
+        Expect(b"RSET"), Expect(b"MAIL FROM:<a@example.com>"), Expect(b"RCPT TO:<b@example.org>"),
+        Expect(b"BDAT %d LAST" % len(second)), ExpectBytes(len(second)),
+        Reply(250, "2.1.0 ok"), Reply(550, "5.1.1 no such user"),
+        Reply(250, "2.0.0 queued all the same"),
+        Reply(250, "ok"), Reply(250, "2.1.0 ok"), Reply(250, "2.1.5 ok"),
+        Reply(250, "2.0.0 queued"),
+        ExpectClose(),
+    )
+    with plain_client(server) as client:
+        results = list(client.send_many([SMALL, second]))
+        assert not client.is_connected
+    assert [result.index for result in results] == [0, 1]
+    assert isinstance(results[0].error, SmtpProtocolError)
+    assert "accepted a message whose transaction had failed" in str(results[0].error)
+    assert isinstance(results[1].error, DeliveryUnknownError)
 
 
 # -- connection reuse --------------------------------------------------------------------------

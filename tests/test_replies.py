@@ -8,6 +8,7 @@ from mailwire.errors import SmtpProtocolError
 from mailwire.protocol.replies import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_LINES,
+    SEEN_REPLIES,
     Reply,
     ReplyParser,
 )
@@ -319,3 +320,14 @@ def test_clear_forgets_everything() -> None:
     parser.clear()
     assert parser.buffered == 0
     assert parse_all(b"220 fresh\r\n", parser) == [Reply(220, ("fresh",))]
+
+
+def test_replies_seen_before_are_shared_and_the_store_stays_bounded() -> None:
+    parser = ReplyParser()
+    parser.feed(b"".join(b"250 2.0.0 queued as %d\r\n" % number for number in range(1000))
+                + b"250 ok\r\n250 ok\r\n")
+    replies = parser.next_replies(2000)
+    assert [reply.lines[0] for reply in replies[:1000]] == [f"2.0.0 queued as {number}"
+                                                            for number in range(1000)]
+    assert replies[-2] is replies[-1] == Reply(250, ("ok",))
+    assert len(parser._seen) <= SEEN_REPLIES

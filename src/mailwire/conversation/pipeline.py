@@ -159,7 +159,12 @@ class Pipeline:
     def _run(self) -> Flow[float | None]:
         while True:
             if self.answered and len(self.answered) == len(self.flight) and self.writing is None:
-                self._settle_answered()  # nothing left to write first
+                session = self.core.session  # nothing left to write first
+                try:
+                    self._settle_answered()
+                except SmtpError as error:
+                    yield from self._connection_failed(session, error)
+                    continue
             idle = not self.flight and self.writing is None
             if idle:
                 self._report_settled()
@@ -472,15 +477,16 @@ class Pipeline:
         flight = self.flight
         if attempt.owed:
             return
-        if flight and flight[0] is attempt:
-            flight.popleft()
-        elif attempt in flight:
-            flight.remove(attempt)
-        else:
+        first = bool(flight) and flight[0] is attempt
+        if not first and attempt not in flight:
             return
         outcome = decide(attempt)
         if isinstance(outcome, SmtpProtocolError):
-            raise outcome
+            raise outcome  # still in flight: the connection's failure settles it
+        if first:
+            flight.popleft()
+        else:
+            flight.remove(attempt)
         if attempt.open_on_server:
             session.needs_reset = True
         session.state.end_message()

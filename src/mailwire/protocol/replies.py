@@ -54,6 +54,9 @@ class Reply:
 SERVICE_CLOSING = 421
 """The server is closing the connection (RFC 5321, 3.8)."""
 
+SEEN_REPLIES = 32
+"""How many distinct one-line replies a parser keeps for reuse."""
+
 _CODES = {str(code).encode(): code for code in range(200, 600)}
 """Every valid reply code, by its three digits."""
 
@@ -61,8 +64,8 @@ _CODES = {str(code).encode(): code for code in range(200, 600)}
 class ReplyParser:
     """Turns a byte stream from the server into ``Reply`` objects."""
 
-    __slots__ = ("_code", "_data", "_lines", "_pending_bytes", "_position", "max_line_length",
-                 "max_lines")
+    __slots__ = ("_code", "_data", "_lines", "_pending_bytes", "_position", "_seen",
+                 "max_line_length", "max_lines")
 
     def __init__(
         self, *, max_line_length: int = DEFAULT_MAX_LINE_LENGTH, max_lines: int = DEFAULT_MAX_LINES
@@ -72,6 +75,9 @@ class ReplyParser:
         self._lines: list[str] = []
         self._pending_bytes = 0
         self._code = 0
+        self._seen: dict[bytes, Reply] = {}
+        """Recent one-line replies by their line: a server says the same few things again and
+        again, and a ``Reply`` cannot change, so one object serves them all (bounded)."""
         self.max_line_length = max_line_length
         self.max_lines = max_lines
 
@@ -103,6 +109,7 @@ class ReplyParser:
         size = len(data)
         limit = self.max_line_length
         codes = _CODES
+        seen = self._seen
         while len(replies) < most and not self._lines:
             # The common case, one-line replies: what _take_line checks holds here.
             end = data.find(b"\n", position)
@@ -111,14 +118,21 @@ class ReplyParser:
             if end < 0 or end - position > limit:
                 break
             stop = end - 1 if end > position and data[end - 1] == 0x0D else end
-            if stop <= position + 3 or data[position + 3] != 0x20:
-                break
-            code = codes.get(data[position:position + 3])
-            if code is None:
-                break
-            replies.append(Reply(code, (data[position + 4 : stop].decode("utf-8", "replace"),)))
+            line = data[position:stop]
+            reply = seen.get(line)
+            if reply is None:
+                if len(line) <= 3 or line[3] != 0x20:
+                    break
+                code = codes.get(line[:3])
+                if code is None:
+                    break
+                reply = Reply(code, (line[4:].decode("utf-8", "replace"),))
+                if len(seen) >= SEEN_REPLIES:
+                    seen.clear()
+                seen[line] = reply
+            replies.append(reply)
             position = end + 1
-            if code == SERVICE_CLOSING:
+            if reply.code == SERVICE_CLOSING:
                 most = len(replies)
         if position == size:
             self._data = b""
