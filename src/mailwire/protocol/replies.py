@@ -110,7 +110,8 @@ class ReplyParser:
         limit = self.max_line_length
         codes = _CODES
         seen = self._seen
-        while len(replies) < most and not self._lines:
+        wanted = 0 if self._lines else most
+        while wanted:
             # The common case, one-line replies: what _take_line checks holds here.
             end = data.find(b"\n", position)
             if end < 0 and not replies and len(data) - position <= limit:
@@ -132,8 +133,10 @@ class ReplyParser:
                 seen[line] = reply
             replies.append(reply)
             position = end + 1
+            wanted -= 1
             if reply.code == SERVICE_CLOSING:
                 most = len(replies)
+                break
         if position == size:
             self._data = b""
             position = 0
