@@ -100,5 +100,5 @@ def test_send_refuses_an_outgoing_with_envelope_keywords(
 
 @pytest.mark.parametrize("given", [42, None, object()], ids=["int", "None", "object"])
 def test_something_that_is_no_message_is_a_usage_error(given: object) -> None:
-    with pytest.raises(SmtpUsageError, match="is not a message: pass an email.message.Message"):
+    with pytest.raises(SmtpUsageError, match=r"is not a message: pass an email\.message\.Message"):
         prepare(given)  # type: ignore[arg-type]

@@ -158,8 +158,9 @@ class Pipeline:
 
     def _run(self) -> Flow[float | None]:
         while True:
-            if self.answered and len(self.answered) == len(self.flight) and self.writing is None:
-                session = self.core.session  # nothing left to write first
+            session = self.core.session
+            if (self.answered and len(self.answered) == len(self.flight) and self.writing is None
+                    and session is not None):  # nothing left to write first
                 try:
                     self._settle_answered()
                 except SmtpError as error:

@@ -19,7 +19,7 @@ import logging
 import time
 
 from mailwire.conversation.authentication import AuthenticationFlows
-from mailwire.conversation.channel import SERVICE_CLOSING, SessionSettings
+from mailwire.conversation.channel import SessionSettings
 from mailwire.conversation.envelope import Envelope, build_envelope
 from mailwire.conversation.requests import Close, Flow, Open, StartTls
 from mailwire.errors import (
@@ -33,7 +33,7 @@ from mailwire.message import PreparedMessage
 from mailwire.outgoing import Outgoing
 from mailwire.protocol import commands
 from mailwire.protocol.capabilities import Capabilities
-from mailwire.protocol.replies import Reply
+from mailwire.protocol.replies import SERVICE_CLOSING, Reply
 from mailwire.results import ConnectionInfo
 from mailwire.security import IMPLICIT_TLS_PORT, SecurityOptions
 
