@@ -5,10 +5,20 @@ The counting server tallies every message by label, so a message sent twice or l
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 
-from mailwire import SmtpPool
+import pytest
+
+from mailwire import (
+    AsyncSmtpPool,
+    BulkResult,
+    Outgoing,
+    RecipientsRefusedError,
+    SmtpPool,
+    SmtpUsageError,
+)
 from mailwire.devserver import Certificates, DevServer
 from tests.support.chaos import ChaosServer
 from tests.support.pooling import labelled, secure_options
@@ -125,3 +135,54 @@ def test_a_message_refused_at_its_end_of_data_leaves_the_pooled_connection_usabl
     pool.close()
     assert [message.recipient for message in server.messages(to="pooled@example.test")] == [
         "pooled@example.test"]
+
+
+def _mixed(count: int) -> list[Outgoing]:
+    """Every fourth message to a recipient the server refuses."""
+    return [Outgoing(labelled(n), recipients=["bad@example.org" if n % 4 == 3
+                                              else "b@example.org"])
+            for n in range(count)]
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_callbacks_and_window_reach_every_connection_with_input_positions(
+    smtp_server: Callable[..., DevServer], connections: int
+) -> None:
+    server = smtp_server(refuse_recipients={"bad@example.org"})
+    sent: list[BulkResult] = []
+    failed: list[BulkResult] = []
+    with SmtpPool(server.host, server.port, security="none", max_connections=2) as pool:
+        results = list(pool.send_many(_mixed(40), connections=connections, max_in_flight=1,
+                                      on_sent=sent.append, on_failed=failed.append))
+    assert sorted(result.index for result in sent) == [n for n in range(40) if n % 4 != 3]
+    assert sorted(result.index for result in failed) == [n for n in range(40) if n % 4 == 3]
+    assert all(isinstance(result.error, RecipientsRefusedError) for result in failed)
+    assert sorted(sent + failed, key=lambda result: result.index) == sorted(
+        results, key=lambda result: result.index)
+    assert len(server.wait_for_messages(30)) == 30
+
+
+def test_a_bad_window_is_refused_before_a_connection_is_borrowed(
+    counting_server: Counting,
+) -> None:
+    server = counting_server()
+    with SmtpPool(server.host, server.port, security="none") as pool:
+        with pytest.raises(SmtpUsageError, match="max_in_flight"):
+            pool.send_many([labelled(1)], max_in_flight=0)
+        assert pool.in_use == 0
+    assert server.stats.connections == 0
+
+
+def test_the_async_pool_takes_the_same_options(smtp_server: Callable[..., DevServer]) -> None:
+    server = smtp_server(refuse_recipients={"bad@example.org"})
+    failed: list[BulkResult] = []
+
+    async def main() -> list[BulkResult]:
+        async with AsyncSmtpPool(server.host, server.port, security="none",
+                                 max_connections=2) as pool:
+            return [result async for result in pool.send_many(
+                _mixed(12), connections=2, max_in_flight=2, on_failed=failed.append)]
+
+    results = asyncio.run(main())
+    assert sorted(result.index for result in results) == list(range(12))
+    assert sorted(result.index for result in failed) == [3, 7, 11]

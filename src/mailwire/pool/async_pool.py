@@ -17,7 +17,8 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, Self
 
 from mailwire.async_client import AsyncSmtpClient
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callback, Callbacks, Progress
+from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.outgoing import Outgoing
@@ -143,16 +144,22 @@ class AsyncSmtpPool(PoolBase[AsyncSmtpClient]):
         messages_per_connection: int | None = None,
         rate_limit: float | None = None,
         progress: Progress | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_sent: Callback | None = None,
+        on_failed: Callback | None = None,
     ) -> AsyncIterator[BulkResult]:
         """``async for result in pool.send_many(...)``; see ``SmtpPool.send_many``."""
-        if connections < 1:
-            raise SmtpUsageError("connections must be at least 1")
+        BulkOptions(connections, max_attempts, retry_delay, rate_limit=rate_limit,
+                    messages_per_connection=messages_per_connection,
+                    max_in_flight=max_in_flight)  # the client's checks, before borrowing
         options: dict[str, Any] = {"max_attempts": max_attempts, "retry_delay": retry_delay,
-                                   "messages_per_connection": messages_per_connection}
-        return self._send_many(messages, connections, rate_limit, progress, options)
+                                   "messages_per_connection": messages_per_connection,
+                                   "max_in_flight": max_in_flight}
+        return self._send_many(messages, connections, rate_limit,
+                               Callbacks(progress, on_sent, on_failed), options)
 
     async def _send_many(self, messages: Iterable[MessageInput | Outgoing], connections: int,
-                         rate_limit: float | None, progress: Progress | None,
+                         rate_limit: float | None, callbacks: Callbacks,
                          options: dict[str, Any]) -> AsyncIterator[BulkResult]:
         async with AsyncExitStack() as borrowed:
             clients = [await borrowed.enter_async_context(self.borrow())]
@@ -162,7 +169,7 @@ class AsyncSmtpPool(PoolBase[AsyncSmtpClient]):
                     break
                 await borrowed.enter_async_context(_lent(self, client, generation))
                 clients.append(client)
-            async for outcome in spread_async(clients, messages, rate_limit, progress, options):
+            async for outcome in spread_async(clients, messages, rate_limit, callbacks, options):
                 yield outcome
 
     # -- state and closing -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, TypeAlias
 
 from mailwire.async_client import AsyncSmtpClient
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callbacks
 from mailwire.client import SmtpClient
 from mailwire.errors import SmtpError
 from mailwire.message import MessageInput
@@ -80,15 +80,14 @@ async def quit_quietly_async(client: AsyncSmtpClient) -> None:
 
 
 def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: float | None,
-           progress: Progress | None, options: dict[str, Any]) -> Iterator[BulkResult]:
+           callbacks: Callbacks, options: dict[str, Any]) -> Iterator[BulkResult]:
     """Results from every client's ``send_many`` as they complete."""
     total = _total(messages)
     rate = _per_connection(rate_limit, len(clients))
     if len(clients) == 1:
         outcomes = clients[0].send_many(messages, rate_limit=rate, **options)
         for done, outcome in enumerate(outcomes, 1):
-            if progress is not None:
-                progress(done, total)
+            callbacks.report(done, total, outcome)
             yield outcome
         return
     source = SharedSource(messages)
@@ -121,8 +120,7 @@ def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: floa
                 continue
             assert isinstance(item, BulkResult)
             done += 1
-            if progress is not None:
-                progress(done, total)
+            callbacks.report(done, total, item)
             yield item
     finally:
         source.stop()
@@ -133,7 +131,7 @@ def spread(clients: list[SmtpClient], messages: Iterable[Item], rate_limit: floa
 
 
 async def spread_async(clients: list[AsyncSmtpClient], messages: Iterable[Item],
-                       rate_limit: float | None, progress: Progress | None,
+                       rate_limit: float | None, callbacks: Callbacks,
                        options: dict[str, Any]) -> AsyncIterator[BulkResult]:
     """The asyncio counterpart of ``spread``: one task per client on the running loop."""
     total = _total(messages)
@@ -164,8 +162,7 @@ async def spread_async(clients: list[AsyncSmtpClient], messages: Iterable[Item],
                 continue
             assert isinstance(item, BulkResult)
             done += 1
-            if progress is not None:
-                progress(done, total)
+            callbacks.report(done, total, item)
             yield item
     finally:
         source.stop()

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
-from mailwire.bulk_sync import Progress
+from mailwire.bulk_sync import Callback, Callbacks, Progress
 from mailwire.client import SmtpClient
+from mailwire.conversation.bulk import DEFAULT_MAX_IN_FLIGHT, BulkOptions
 from mailwire.errors import SmtpError, SmtpTimeoutError, SmtpUsageError
 from mailwire.message import MessageInput
 from mailwire.outgoing import Outgoing
@@ -158,6 +159,9 @@ class SmtpPool(PoolBase[SmtpClient]):
         messages_per_connection: int | None = None,
         rate_limit: float | None = None,
         progress: Progress | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        on_sent: Callback | None = None,
+        on_failed: Callback | None = None,
     ) -> Iterator[BulkResult]:
         """Send many messages pipelined on pooled connections; results as they complete.
 
@@ -165,14 +169,17 @@ class SmtpPool(PoolBase[SmtpClient]):
         they are free at once (so two batches never wait for each other's connections). The
         other options are ``SmtpClient.send_many``'s; ``rate_limit`` is over all connections.
         """
-        if connections < 1:
-            raise SmtpUsageError("connections must be at least 1")
+        BulkOptions(connections, max_attempts, retry_delay, rate_limit=rate_limit,
+                    messages_per_connection=messages_per_connection,
+                    max_in_flight=max_in_flight)  # the client's checks, before borrowing
         options: dict[str, Any] = {"max_attempts": max_attempts, "retry_delay": retry_delay,
-                                   "messages_per_connection": messages_per_connection}
-        return self._send_many(messages, connections, rate_limit, progress, options)
+                                   "messages_per_connection": messages_per_connection,
+                                   "max_in_flight": max_in_flight}
+        return self._send_many(messages, connections, rate_limit,
+                               Callbacks(progress, on_sent, on_failed), options)
 
     def _send_many(self, messages: Iterable[MessageInput | Outgoing], connections: int,
-                   rate_limit: float | None, progress: Progress | None,
+                   rate_limit: float | None, callbacks: Callbacks,
                    options: dict[str, Any]) -> Iterator[BulkResult]:
         with contextlib.ExitStack() as borrowed:
             clients = [borrowed.enter_context(self.borrow())]
@@ -182,7 +189,7 @@ class SmtpPool(PoolBase[SmtpClient]):
                     break
                 borrowed.enter_context(_lent(self, client, generation))
                 clients.append(client)
-            yield from spread(clients, messages, rate_limit, progress, options)
+            yield from spread(clients, messages, rate_limit, callbacks, options)
 
     # -- state and closing -----------------------------------------------------------------------
 
