@@ -194,12 +194,6 @@ class Channel:
             parser.feed(data)
         return replies
 
-    def buffered_reply(self) -> Reply | None:
-        """The next reply if it has been received whole, else None (no waiting). After a 421
-        the server is closing: every reply still awaited is that 421."""
-        replies = self.buffered_replies(1)
-        return replies[0] if replies else None
-
     def buffered_replies(self, most: int) -> list[Reply]:
         """Up to ``most`` replies received whole, in order (none when none is whole yet; no
         waiting). After a 421 the server is closing: every reply still awaited is that 421."""

@@ -310,10 +310,9 @@ class Pipeline:
         if prepared is None:
             return None
         ticket.prepared = None
-        made = self._made
-        if made is not None and made[0] is session and made[1].ticket is ticket:
+        attempt = self._made_for(session, ticket)
+        if attempt is not None:
             self._made = None
-            attempt = made[1]
         else:
             try:
                 attempt = self._make(session, prepared, ticket)
@@ -332,6 +331,13 @@ class Pipeline:
         self.flight.append(attempt)
         self.writing = (attempt, script(attempt, session.capabilities.pipelining))
         return attempt
+
+    def _made_for(self, session: Session, ticket: Ticket) -> Attempt | None:
+        """``ticket``'s attempt if it was made ahead for ``session``."""
+        made = self._made
+        if made is not None and made[0] is session and made[1].ticket is ticket:
+            return made[1]
+        return None
 
     @staticmethod
     def _make(session: Session, prepared: PreparedMessage, ticket: Ticket) -> Attempt:
@@ -370,8 +376,7 @@ class Pipeline:
             ticket = self.staged[0]
             if ticket.cancelled:
                 return
-            made = self._made
-            if made is not None and made[0] is session and made[1].ticket is ticket:
+            if self._made_for(session, ticket) is not None:
                 return
             prepared = self._prepared(ticket)
             if prepared is not None:

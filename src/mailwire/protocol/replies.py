@@ -158,7 +158,8 @@ class ReplyParser:
         return replies
 
     def next_reply(self) -> Reply | None:
-        """The next complete reply, or None until more bytes are fed."""
+        """The next complete reply, or None until more bytes are fed (line by line, every
+        check made; ``next_replies`` takes the common one-line replies faster)."""
         data = self._data
         position = self._position
         limit = self.max_line_length
@@ -170,18 +171,6 @@ class ReplyParser:
                 self._position = position
                 return None
             stop = end - 1 if end > position and data[end - 1] == 0x0D else end
-            if not self._lines and stop > position + 3 and data[position + 3] == 0x20:
-                code = _CODES.get(data[position:position + 3])
-                if code is not None:
-                    # The common case, a one-line reply: what _take_line checks holds here.
-                    single = Reply(code, (data[position + 4 : stop].decode("utf-8", "replace"),))
-                    self._pending_bytes = 0
-                    position = end + 1
-                    if position == len(data):
-                        self._data = b""
-                        position = 0
-                    self._position = position
-                    return single
             self._pending_bytes += end + 1 - position
             reply = self._take_line(data, position, stop)
             position = end + 1
